@@ -1,0 +1,131 @@
+//! The `tycho` command line: a thin clap front-end over the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod controller;
+pub mod crd;
+pub mod dev;
+pub mod render;
+
+/// Launch whole stacks on Kubernetes from a `System` resource, and collect them when their session ends.
+#[derive(Parser, Debug)]
+#[command(name = "tycho", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text", global = true, env = "TYCHO_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator against the cluster of the current kubeconfig (or in-cluster config).
+    Controller(controller::ControllerArgs),
+    /// Print the System CustomResourceDefinition as YAML.
+    Crd,
+    /// Render Systems from a file into the Kubernetes objects Tycho would create, offline.
+    Render(render::RenderArgs),
+    /// Start an emulated cluster with the CRD installed and the controller running, for trying Tycho without a cluster.
+    Dev(dev::DevArgs),
+    /// Start only the Kubernetes API emulator with a simulated cluster.
+    Sim(dev::SimArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Parse the command line, run the command and turn its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(run(cli.command));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<ExitCode, CliError> {
+    match command {
+        Command::Controller(args) => controller::run(args).await,
+        Command::Crd => crd::run(),
+        Command::Render(args) => render::run(args),
+        Command::Dev(args) => dev::run_dev(args).await,
+        Command::Sim(args) => dev::run_sim(args).await,
+        Command::Version => {
+            println!("tycho {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Errors of the command line layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The input given on the command line is wrong (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Reading or writing a local file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The operation failed (exit code 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    /// Process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Io { .. } | CliError::Failed(_) => 1,
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn,tycho=info",
+        1 => "info",
+        2 => "debug,hyper=info,tower=info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("TYCHO_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

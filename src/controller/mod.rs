@@ -1,0 +1,1 @@
+//! The reconciling controller (being written).
