@@ -1,0 +1,145 @@
+{{/*
+Name of the chart, possibly overridden.
+*/}}
+{{- define "tycho.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Full name of the release's objects: "<release>-tycho", or the release name when it already contains the
+chart name. Truncated to 52 characters so that suffixes like "-metrics" keep it a valid DNS label.
+*/}}
+{{- define "tycho.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Chart label value.
+*/}}
+{{- define "tycho.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Labels selecting the operator pods. Never change these: a Deployment's selector is immutable.
+*/}}
+{{- define "tycho.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tycho.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{/*
+Labels of every object of the chart.
+*/}}
+{{- define "tycho.labels" -}}
+helm.sh/chart: {{ include "tycho.chart" . }}
+{{ include "tycho.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tycho
+{{- end -}}
+
+{{/*
+Name of the operator's ServiceAccount.
+*/}}
+{{- define "tycho.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "tycho.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Image reference.
+*/}}
+{{- define "tycho.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/*
+Name of the leader-election Lease.
+*/}}
+{{- define "tycho.leaseName" -}}
+{{- default (include "tycho.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}
+
+{{/*
+Name of the ConfigMap holding template overrides, or "" when there are none.
+*/}}
+{{- define "tycho.templatesConfigMap" -}}
+{{- if .Values.templates.existingConfigMap -}}
+{{- .Values.templates.existingConfigMap -}}
+{{- else if .Values.templates.overrides -}}
+{{- printf "%s-templates" (include "tycho.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The RBAC rules for the namespaced resources Tycho works with: Systems and their children, session Leases,
+Events and claims. Shared by the ClusterRole (cluster-wide mode) and the per-namespace Roles. Exactly the
+verbs the operator uses; no wildcards. tests/chart checks the operator's recorded API calls against them.
+*/}}
+{{- define "tycho.namespacedRules" -}}
+# The System resources: watched, their status written through the status subresource.
+- apiGroups: ["tycho.dev"]
+  resources: ["systems"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["tycho.dev"]
+  resources: ["systems/status"]
+  verbs: ["get", "patch", "update"]
+# Children carry a controller ownerReference with blockOwnerDeletion: clusters running the
+# OwnerReferencesPermissionEnforcement admission plugin require update on the owner's finalizers for that.
+- apiGroups: ["tycho.dev"]
+  resources: ["systems/finalizers"]
+  verbs: ["update"]
+# Children of a System, applied with server-side apply, pruned and replaced.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: [""]
+  resources: ["pods", "services", "configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# Session Leases (watched, marked collected and deleted) and the leader-election Lease.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# Events on Systems.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# Claims mounted by Systems: only read, to report a missing claim. Tycho never deletes a claim.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{/*
+Rules for cluster-scoped resources: the CRD (readiness checks it is installed) and, optionally, Nodes.
+*/}}
+{{- define "tycho.clusterRules" -}}
+# Readiness: the operator checks that the System CRD is installed.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  resourceNames: ["systems.tycho.dev"]
+  verbs: ["get"]
+{{- if .Values.rbac.readNodes }}
+# Node addresses for the URLs in a System's endpoints.
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- end -}}
