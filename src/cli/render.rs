@@ -1,19 +1,196 @@
-//! `tycho render -f FILE`: render Systems offline into multi-document YAML.
+//! `tycho render -f FILE`: render Systems offline into multi-document YAML (like `helm template`).
+//!
+//! Every document of every file must be a `tycho.dev/v1alpha1` System. Each is validated (the
+//! checks of [`crate::validate`] plus unknown fields, which the API server's strict field
+//! validation would reject too) and rendered; the objects are printed in input order, each
+//! System's as ConfigMap, workload, Service. Invalid input exits with code 2 and a message naming
+//! the file, the document and the field.
 
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::CliError;
+use crate::model::{GROUP, System, VERSION};
+use crate::render::{RenderError, RenderSettings, Renderer};
 
 /// Arguments of `tycho render`.
 #[derive(clap::Args, Debug)]
 pub struct RenderArgs {
-    /// File with one or more System documents (`-` for standard input).
-    #[arg(short = 'f', long = "filename")]
-    pub file: PathBuf,
+    /// File with one or more System documents (`-` for standard input); repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Extended resource name that `gpus` maps to.
+    #[arg(long, default_value = "nvidia.com/gpu", env = "TYCHO_GPU_RESOURCE")]
+    pub gpu_resource: String,
+    /// Directory whose `*.yaml.tera` files override the embedded templates.
+    #[arg(long = "templates", value_name = "DIR", env = "TYCHO_TEMPLATES")]
+    pub templates: Option<PathBuf>,
 }
 
-/// Render the file's Systems.
-pub fn run(_args: RenderArgs) -> Result<ExitCode, CliError> {
-    Err(CliError::Failed("tycho render: being written".into()))
+/// Render the files' Systems to standard output.
+pub fn run(args: RenderArgs) -> Result<ExitCode, CliError> {
+    let out = render_files(&args)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| CliError::Io {
+            path: "<stdout>".into(),
+            source: e,
+        })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Render every System of the given files into one multi-document YAML string.
+pub fn render_files(args: &RenderArgs) -> Result<String, CliError> {
+    let settings = RenderSettings {
+        gpu_resource: args.gpu_resource.clone(),
+        template_dir: args.templates.clone(),
+    };
+    let renderer = Renderer::new(settings).map_err(|e| match e {
+        RenderError::TemplateRead { .. } => CliError::Usage(e.to_string()),
+        other => CliError::Failed(other.to_string()),
+    })?;
+    let mut seen = BTreeSet::new();
+    let mut out = String::new();
+    let mut stdin_used = false;
+    for path in &args.files {
+        let (label, text) = if path.as_os_str() == "-" {
+            if stdin_used {
+                return Err(CliError::Usage(
+                    "standard input (-) can be given only once".into(),
+                ));
+            }
+            stdin_used = true;
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| CliError::Io {
+                    path: "<stdin>".into(),
+                    source: e,
+                })?;
+            ("<stdin>".to_string(), text)
+        } else {
+            let text = std::fs::read_to_string(path).map_err(|e| CliError::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+            (path.display().to_string(), text)
+        };
+        for system in parse_systems(&label, &text)? {
+            let key = (system.namespace_or_default(), system.name_or_empty());
+            if !seen.insert(key.clone()) {
+                return Err(CliError::Usage(format!(
+                    "{label}: System {}/{} is given more than once",
+                    key.0, key.1
+                )));
+            }
+            let rendered = renderer.render(&system).map_err(|e| match e {
+                RenderError::Invalid(errors) => CliError::Usage(
+                    errors
+                        .iter()
+                        .map(|fe| format!("{label}: System {}: {fe}", key.1))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+                other => CliError::Failed(format!("{label}: System {}: {other}", key.1)),
+            })?;
+            out.push_str(
+                &rendered
+                    .to_yaml()
+                    .map_err(|e| CliError::Failed(e.to_string()))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Parse a multi-document YAML text whose documents must all be Systems.
+pub fn parse_systems(label: &str, text: &str) -> Result<Vec<System>, CliError> {
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| CliError::Usage(format!("{label}: invalid YAML{}: {e}", at_line(&e))))?;
+    if docs.is_empty() {
+        return Err(CliError::Usage(format!("{label}: no documents")));
+    }
+    let want_api = format!("{GROUP}/{VERSION}");
+    for (i, doc) in docs.iter().enumerate() {
+        let api = doc.get("apiVersion").and_then(|v| v.as_str());
+        let kind = doc.get("kind").and_then(|v| v.as_str());
+        if api != Some(want_api.as_str()) || kind != Some("System") {
+            return Err(CliError::Usage(format!(
+                "{label}: document {} ({} {}) is not a {want_api} System",
+                i + 1,
+                api.unwrap_or("<no apiVersion>"),
+                kind.unwrap_or("<no kind>"),
+            )));
+        }
+    }
+    let systems: Vec<System> = serde_saphyr::from_multiple(text)
+        .map_err(|e| CliError::Usage(format!("{label}{}: {e}", at_line(&e))))?;
+    for (i, (doc, system)) in docs.iter().zip(&systems).enumerate() {
+        let typed = serde_json::to_value(system).map_err(|e| CliError::Failed(e.to_string()))?;
+        let mut unknown = Vec::new();
+        unknown_fields(doc, &typed, "", &mut unknown);
+        if !unknown.is_empty() {
+            return Err(CliError::Usage(
+                unknown
+                    .iter()
+                    .map(|f| format!("{label}: document {}: {f}: unknown field", i + 1))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ));
+        }
+    }
+    Ok(systems)
+}
+
+fn at_line(e: &serde_saphyr::Error) -> String {
+    e.location()
+        .map(|l| format!(" (line {})", l.line()))
+        .unwrap_or_default()
+}
+
+/// Fields of `input` that the typed System dropped (typos, fields of another version), as paths.
+/// Keys whose value is empty (null, `[]`, `{}`, `""`) are not reported: the typed form omits them.
+fn unknown_fields(
+    input: &serde_json::Value,
+    typed: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (input, typed) {
+        (Value::Object(i), Value::Object(t)) => {
+            for (k, v) in i {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match t.get(k) {
+                    Some(tv) => unknown_fields(v, tv, &p, out),
+                    None if is_empty(v) => {}
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(t)) => {
+            for (n, (iv, tv)) in i.iter().zip(t).enumerate() {
+                unknown_fields(iv, tv, &format!("{path}[{n}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_empty(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::Object(o) => o.is_empty(),
+        serde_json::Value::String(s) => s.is_empty(),
+        _ => false,
+    }
 }
