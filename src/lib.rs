@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod controller;
+pub mod leader;
 pub mod model;
 pub mod render;
 pub mod validate;
