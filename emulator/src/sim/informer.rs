@@ -56,8 +56,14 @@ pub fn controller_uid<K: Resource>(obj: &K) -> Option<&str> {
 /// are numbers (as with etcd and the emulator); otherwise assumed newer.
 fn not_older<K: Resource>(old: &K, new: &K) -> bool {
     match (
-        old.meta().resource_version.as_deref().map(str::parse::<u64>),
-        new.meta().resource_version.as_deref().map(str::parse::<u64>),
+        old.meta()
+            .resource_version
+            .as_deref()
+            .map(str::parse::<u64>),
+        new.meta()
+            .resource_version
+            .as_deref()
+            .map(str::parse::<u64>),
     ) {
         (Some(Ok(o)), Some(Ok(n))) => n >= o,
         _ => true,
@@ -209,9 +215,9 @@ impl<K: Resource + Clone + Send + Sync + 'static> Cache<K> {
             for (_, obj) in listed {
                 let new = Arc::new(obj);
                 let old = Self::insert_locked(&mut g, Arc::clone(&new));
-                let same = old.as_ref().is_some_and(|o| {
-                    o.meta().resource_version == new.meta().resource_version
-                });
+                let same = old
+                    .as_ref()
+                    .is_some_and(|o| o.meta().resource_version == new.meta().resource_version);
                 if !same {
                     changes.push((old, Some(new)));
                 }

@@ -132,14 +132,21 @@ pub fn is_settled(pod: &Pod) -> bool {
     let ready = condition_status(conditions, "Ready").map(|c| c.status.as_str());
     status.phase.as_deref() == Some("Running")
         && status.pod_ip.is_some()
-        && ready == Some(if gates_ready(pod).is_ok() { "True" } else { "False" })
+        && ready
+            == Some(if gates_ready(pod).is_ok() {
+                "True"
+            } else {
+                "False"
+            })
 }
 
 /// The status patch that makes the pod Running: `host_ip` of its node, `pod_ip` allocated from
 /// the node's podCIDR, all containers running and ready.
 pub fn running_status(pod: &Pod, host_ip: &str, pod_ip: &str, now: &str) -> Value {
     let status = pod.status.as_ref();
-    let existing = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let existing = status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
     let start = status
         .and_then(|s| s.start_time.as_ref())
         .map(|t| t.0.to_string())
@@ -167,7 +174,12 @@ pub fn running_status(pod: &Pod, host_ip: &str, pod_ip: &str, now: &str) -> Valu
     ];
     match &gates {
         Ok(()) => conditions.push(cond("Ready", "True", None, None)),
-        Err(m) => conditions.push(cond("Ready", "False", Some("ReadinessGatesNotReady"), Some(m))),
+        Err(m) => conditions.push(cond(
+            "Ready",
+            "False",
+            Some("ReadinessGatesNotReady"),
+            Some(m),
+        )),
     }
     conditions.push(cond("ContainersReady", "True", None, None));
     conditions.push(cond("PodScheduled", "True", None, None));
@@ -476,7 +488,12 @@ impl Kubelet {
     }
 
     /// Pod GC of a pod bound to a node that does not exist.
-    async fn collect_orphan(&self, api: &Api<Pod>, key: &Key, pod: &Pod) -> Result<Requeue, SimError> {
+    async fn collect_orphan(
+        &self,
+        api: &Api<Pod>,
+        key: &Key,
+        pod: &Pod,
+    ) -> Result<Requeue, SimError> {
         if !self.nodes.is_synced() {
             return Ok(Some(Duration::from_secs(1)));
         }
@@ -511,7 +528,10 @@ impl Kubelet {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(SimError::api("patch status", "Pod", key)(e)),
         }
-        match api.delete(&key.name, &DeleteParams::default().grace_period(0)).await {
+        match api
+            .delete(&key.name, &DeleteParams::default().grace_period(0))
+            .await
+        {
             Ok(_) => Ok(None),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(SimError::api("delete", "Pod", key)(e)),
@@ -610,11 +630,23 @@ mod tests {
         assert_eq!(cs.started, Some(true));
         assert_eq!(cs.image, "nginx:1.27");
         assert!(cs.image_id.starts_with("docker.io/library/nginx@sha256:"));
-        assert!(cs.container_id.as_ref().unwrap().starts_with("containerd://"));
+        assert!(
+            cs.container_id
+                .as_ref()
+                .unwrap()
+                .starts_with("containerd://")
+        );
         assert!(cs.state.as_ref().unwrap().running.is_some());
         let init = &s.init_container_statuses.as_ref().unwrap()[0];
         assert_eq!(
-            init.state.as_ref().unwrap().terminated.as_ref().unwrap().reason.as_deref(),
+            init.state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
             Some("Completed")
         );
         let conds = s.conditions.as_ref().unwrap();
@@ -624,7 +656,10 @@ mod tests {
         }
         // PodScheduled did not change status: its transition time is kept.
         let sched = conds.iter().find(|c| c.type_ == "PodScheduled").unwrap();
-        assert_eq!(sched.last_transition_time.as_ref().unwrap().0.to_string(), "2025-01-01T00:00:00Z");
+        assert_eq!(
+            sched.last_transition_time.as_ref().unwrap().0.to_string(),
+            "2025-01-01T00:00:00Z"
+        );
         assert!(is_settled(&running));
     }
 
@@ -651,15 +686,26 @@ mod tests {
         let mut running: Pod = serde_json::from_value(full).unwrap();
         assert!(is_settled(&running));
         // The gate's condition turns True: the kubelet must update Ready.
-        running.status.as_mut().unwrap().conditions.as_mut().unwrap().push(PodCondition {
-            type_: "example.com/lb".into(),
-            status: "True".into(),
-            ..Default::default()
-        });
+        running
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()
+            .push(PodCondition {
+                type_: "example.com/lb".into(),
+                status: "True".into(),
+                ..Default::default()
+            });
         assert!(!is_settled(&running));
         let patch = running_status(&running, "10.0.0.1", "10.244.0.2", "2025-01-01T00:00:01Z");
         let conds = patch["status"]["conditions"].as_array().unwrap();
-        assert!(conds.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        assert!(
+            conds
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        );
         assert!(conds.iter().any(|c| c["type"] == "example.com/lb"));
     }
 
@@ -673,7 +719,10 @@ mod tests {
         assert!(ips.contains("10.244.3.1") && ips.contains("10.244.3.254"));
         assert!(a.allocate("n1", "10.244.3.0/24").is_none());
         a.release("10.244.3.7");
-        assert_eq!(a.allocate("n1", "10.244.3.0/24").as_deref(), Some("10.244.3.7"));
+        assert_eq!(
+            a.allocate("n1", "10.244.3.0/24").as_deref(),
+            Some("10.244.3.7")
+        );
         assert!(a.allocate("n2", "bogus").is_none());
     }
 

@@ -20,6 +20,7 @@ use kube::runtime::watcher;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub mod deployment;
 pub mod events;
 pub mod informer;
 pub mod kubelet;
@@ -178,14 +179,32 @@ pub async fn run(
     let mut set = JoinSet::new();
     let recorder = events::Recorder::spawn(&mut set, client.clone(), shutdown.clone());
 
-    let queues: Vec<Arc<queue::WorkQueue>> = vec![scheduler::start(
-        &mut set,
-        client.clone(),
-        &caches,
-        recorder.clone(),
-        shutdown.clone(),
-    ), kubelet::start(&mut set, client.clone(), &caches, &cfg, shutdown.clone()), replicaset::start(&mut set, client.clone(), &caches, recorder.clone(), shutdown.clone())];
-    let _ = &recorder;
+    // Controllers register their handlers before the informers start.
+    let queues = [
+        deployment::start(
+            &mut set,
+            client.clone(),
+            &caches,
+            recorder.clone(),
+            shutdown.clone(),
+        ),
+        replicaset::start(
+            &mut set,
+            client.clone(),
+            &caches,
+            recorder.clone(),
+            shutdown.clone(),
+        ),
+        scheduler::start(
+            &mut set,
+            client.clone(),
+            &caches,
+            recorder,
+            shutdown.clone(),
+        ),
+        kubelet::start(&mut set, client.clone(), &caches, &cfg, shutdown.clone()),
+    ];
+
     set.spawn(informer::run(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default(),

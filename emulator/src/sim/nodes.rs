@@ -48,10 +48,17 @@ pub struct NodeTemplate {
 impl NodeTemplate {
     /// Validates the configuration's quantities.
     pub fn from_config(cfg: &SimConfig) -> Result<Self, SimError> {
-        for (what, q) in [("node_cpu", &cfg.node_cpu), ("node_memory", &cfg.node_memory)] {
+        for (what, q) in [
+            ("node_cpu", &cfg.node_cpu),
+            ("node_memory", &cfg.node_memory),
+        ] {
             match parse_milli(q) {
                 Ok(v) if v > 0 => {}
-                Ok(_) => return Err(SimError::Config(format!("{what} must be positive, got {q}"))),
+                Ok(_) => {
+                    return Err(SimError::Config(format!(
+                        "{what} must be positive, got {q}"
+                    )));
+                }
                 Err(e) => return Err(SimError::Config(format!("{what}: {e}"))),
             }
         }
@@ -188,7 +195,11 @@ fn apply_params() -> PatchParams {
 }
 
 /// Registers node `i` (object then status). Returns the node's uid.
-async fn register(client: &kube::Client, t: &NodeTemplate, i: usize) -> Result<Option<String>, SimError> {
+async fn register(
+    client: &kube::Client,
+    t: &NodeTemplate,
+    i: usize,
+) -> Result<Option<String>, SimError> {
     let api: Api<Node> = Api::all(client.clone());
     let name = node_name(i);
     let node = api
@@ -222,9 +233,17 @@ async fn ensure_lease_namespace(client: &kube::Client) -> Result<(), SimError> {
 async fn renew(client: &kube::Client, name: &str, uid: Option<&str>) -> Result<(), SimError> {
     let api: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(client.clone(), NODE_LEASE_NAMESPACE);
-    api.patch(name, &apply_params(), &Patch::Apply(node_lease(name, uid, &now_micro())))
-        .await
-        .map_err(SimError::api("apply", "Lease", format!("{NODE_LEASE_NAMESPACE}/{name}")))?;
+    api.patch(
+        name,
+        &apply_params(),
+        &Patch::Apply(node_lease(name, uid, &now_micro())),
+    )
+    .await
+    .map_err(SimError::api(
+        "apply",
+        "Lease",
+        format!("{NODE_LEASE_NAMESPACE}/{name}"),
+    ))?;
     Ok(())
 }
 
@@ -334,7 +353,10 @@ mod tests {
         let t = template(0);
         let n = node_object(2);
         assert_eq!(n["metadata"]["name"], "sim-node-2");
-        assert_eq!(n["metadata"]["labels"]["kubernetes.io/hostname"], "sim-node-2");
+        assert_eq!(
+            n["metadata"]["labels"]["kubernetes.io/hostname"],
+            "sim-node-2"
+        );
         assert_eq!(n["metadata"]["labels"]["kubernetes.io/os"], "linux");
         assert_eq!(n["metadata"]["labels"][SIMULATED_LABEL], "true");
         assert_eq!(n["spec"]["podCIDR"], "10.244.1.0/24");
@@ -354,7 +376,10 @@ mod tests {
         let mut full = n.clone();
         full["status"] = s["status"].clone();
         let node: Node = serde_json::from_value(full).unwrap();
-        assert_eq!(node.status.unwrap().node_info.unwrap().kubelet_version, "v1.32.4");
+        assert_eq!(
+            node.status.unwrap().node_info.unwrap().kubelet_version,
+            "v1.32.4"
+        );
     }
 
     #[test]
@@ -381,7 +406,10 @@ mod tests {
             node_cpu: "lots".into(),
             ..SimConfig::default()
         };
-        assert!(matches!(NodeTemplate::from_config(&cfg), Err(SimError::Config(_))));
+        assert!(matches!(
+            NodeTemplate::from_config(&cfg),
+            Err(SimError::Config(_))
+        ));
     }
 
     #[test]

@@ -180,8 +180,12 @@ pub type Requeue = Option<Duration>;
 /// Runs `workers` concurrent workers that take keys from `queue` and run `reconcile` on them,
 /// until the queue is shut down: success forgets the key's failures (and re-queues it after the
 /// returned delay, if any); failure is logged and retried with per-key exponential backoff.
-pub async fn run_workers<F, Fut>(name: &'static str, queue: Arc<WorkQueue>, workers: usize, reconcile: F)
-where
+pub async fn run_workers<F, Fut>(
+    name: &'static str,
+    queue: Arc<WorkQueue>,
+    workers: usize,
+    reconcile: F,
+) where
     F: Fn(Key) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Requeue, SimError>> + Send + 'static,
 {

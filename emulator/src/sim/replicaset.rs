@@ -15,8 +15,8 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -48,7 +48,8 @@ pub fn random_suffix(n: usize) -> String {
 /// Whether a pod counts towards a ReplicaSet's replicas (kube's `IsPodActive`).
 pub fn is_active(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded") | Some("Failed"))
+    pod.metadata.deletion_timestamp.is_none()
+        && !matches!(phase, Some("Succeeded") | Some("Failed"))
 }
 
 /// Whether the pod's Ready condition is True.
@@ -144,14 +145,21 @@ pub fn compute_status(
         .and_then(|t| t.metadata.as_ref())
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+    let min_ready = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0);
     let mut fully_labeled = 0;
     let mut ready = 0;
     let mut available = 0;
     let mut recheck: Option<Duration> = None;
     for p in active {
         let labels = p.labels();
-        if template_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if template_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+        {
             fully_labeled += 1;
         }
         if is_ready(p) {
@@ -194,7 +202,11 @@ fn status_matches(rs: &ReplicaSet, want: &serde_json::Value) -> bool {
 
 /// The pod a ReplicaSet creates from its template.
 pub fn pod_from_template(rs: &ReplicaSet, name: String) -> Pod {
-    let template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+    let template = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .unwrap_or_default();
     let tm = template.metadata.unwrap_or_default();
     let owner = OwnerReference {
         api_version: "apps/v1".into(),
@@ -229,7 +241,9 @@ struct Expectation {
 impl Expectation {
     fn satisfied(&self) -> bool {
         (self.adds <= 0 && self.dels.is_empty())
-            || self.set_at.is_some_and(|t| t.elapsed() > EXPECTATIONS_TIMEOUT)
+            || self
+                .set_at
+                .is_some_and(|t| t.elapsed() > EXPECTATIONS_TIMEOUT)
     }
 }
 
@@ -249,7 +263,10 @@ fn owner_rs_key(pod: &Pod) -> Option<Key> {
         .as_ref()?
         .iter()
         .find(|o| o.controller == Some(true) && o.kind == "ReplicaSet")?;
-    Some(Key::new(pod.metadata.namespace.clone().unwrap_or_default(), o.name.clone()))
+    Some(Key::new(
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        o.name.clone(),
+    ))
 }
 
 impl Controller {
@@ -310,10 +327,18 @@ impl Controller {
                     match api.create(&PostParams::default(), &pod).await {
                         Ok(created) => return Ok(created),
                         Err(e) if is_conflict(&e) => continue, // name taken: new suffix
-                        Err(e) => return Err(SimError::api("create", "Pod", format!("{}/{name}", key.namespace))(e)),
+                        Err(e) => {
+                            return Err(SimError::api(
+                                "create",
+                                "Pod",
+                                format!("{}/{name}", key.namespace),
+                            )(e));
+                        }
                     }
                 }
-                Err(SimError::Config(format!("could not find a free pod name for {key}")))
+                Err(SimError::Config(format!(
+                    "could not find a free pod name for {key}"
+                )))
             });
             let results = futures::future::join_all(futs).await;
             let mut failed = 0i64;
@@ -353,7 +378,12 @@ impl Controller {
         result
     }
 
-    async fn delete_pods(&self, rs: &ReplicaSet, key: &Key, victims: Vec<Arc<Pod>>) -> Result<(), SimError> {
+    async fn delete_pods(
+        &self,
+        rs: &ReplicaSet,
+        key: &Key,
+        victims: Vec<Arc<Pod>>,
+    ) -> Result<(), SimError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
         {
             let mut e = self.exp();
@@ -377,7 +407,11 @@ impl Controller {
                         if let Some(x) = self.exp().get_mut(key) {
                             x.dels.remove(&key_of(p.as_ref()));
                         }
-                        Err(SimError::api("delete", "Pod", format!("{}/{name}", key.namespace))(e))
+                        Err(SimError::api(
+                            "delete",
+                            "Pod",
+                            format!("{}/{name}", key.namespace),
+                        )(e))
                     }
                 }
             }
@@ -413,7 +447,8 @@ impl Controller {
         let satisfied = self.exp().get(&key).is_none_or(Expectation::satisfied);
         let mut manage_result = Ok(());
         if satisfied && rs.metadata.deletion_timestamp.is_none() {
-            let want = usize::try_from(rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)).unwrap_or(0);
+            let want = usize::try_from(rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
+                .unwrap_or(0);
             if active.len() < want {
                 let n = (want - active.len()).min(BURST_REPLICAS);
                 manage_result = self.create_pods(&rs, &key, n).await;
@@ -475,7 +510,10 @@ pub(crate) fn start(
     let q = Arc::clone(&queue);
     set.spawn(async move {
         if pods.wait_synced(&mut shutdown).await && rss.wait_synced(&mut shutdown).await {
-            run_workers("replicaset", q, WORKERS, move |key| Arc::clone(&ctl).reconcile(key)).await;
+            run_workers("replicaset", q, WORKERS, move |key| {
+                Arc::clone(&ctl).reconcile(key)
+            })
+            .await;
         }
     });
     queue
@@ -523,7 +561,10 @@ mod tests {
     #[test]
     fn pods_carry_template_labels_and_a_controller_reference() {
         let p = pod_from_template(&rs(), format!("web-abc-{}", random_suffix(5)));
-        assert_eq!(p.labels().get("pod-template-hash").map(String::as_str), Some("abc"));
+        assert_eq!(
+            p.labels().get("pod-template-hash").map(String::as_str),
+            Some("abc")
+        );
         let o = &p.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((o.kind.as_str(), o.uid.as_str()), ("ReplicaSet", "rs-uid"));
         assert_eq!(o.controller, Some(true));
@@ -531,7 +572,11 @@ mod tests {
         assert!(controlled_by(&p, "rs-uid"));
         let name = p.name_any();
         assert_eq!(name.len(), "web-abc-".len() + 5);
-        assert!(name["web-abc-".len()..].bytes().all(|b| ALPHABET.contains(&b)));
+        assert!(
+            name["web-abc-".len()..]
+                .bytes()
+                .all(|b| ALPHABET.contains(&b))
+        );
     }
 
     #[test]
@@ -540,7 +585,10 @@ mod tests {
         let pods = vec![
             pod("a", json!({"status": ready("2025-01-01T00:00:00Z")})),
             pod("b", json!({"status": {"phase": "Pending"}})),
-            pod("c", json!({"metadata": {"labels": {"app": "web"}}, "status": ready("2025-01-01T00:00:55Z")})),
+            pod(
+                "c",
+                json!({"metadata": {"labels": {"app": "web"}}, "status": ready("2025-01-01T00:00:55Z")}),
+            ),
         ];
         let (s, recheck) = compute_status(&rs(), &pods, now);
         assert_eq!(s["replicas"], 3);
@@ -560,21 +608,39 @@ mod tests {
     #[test]
     fn surplus_pods_are_deleted_unscheduled_pending_and_not_ready_first() {
         let mut pods = vec![
-            pod("running-old", json!({"metadata": {"creationTimestamp": "2025-01-01T00:00:00Z"}, "spec": {"nodeName": "n", "containers": []}, "status": ready("2025-01-01T00:00:00Z")})),
-            pod("running-new", json!({"metadata": {"creationTimestamp": "2025-01-01T00:00:09Z"}, "spec": {"nodeName": "n", "containers": []}, "status": ready("2025-01-01T00:00:10Z")})),
-            pod("pending", json!({"spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Pending"}})),
+            pod(
+                "running-old",
+                json!({"metadata": {"creationTimestamp": "2025-01-01T00:00:00Z"}, "spec": {"nodeName": "n", "containers": []}, "status": ready("2025-01-01T00:00:00Z")}),
+            ),
+            pod(
+                "running-new",
+                json!({"metadata": {"creationTimestamp": "2025-01-01T00:00:09Z"}, "spec": {"nodeName": "n", "containers": []}, "status": ready("2025-01-01T00:00:10Z")}),
+            ),
+            pod(
+                "pending",
+                json!({"spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Pending"}}),
+            ),
             pod("unscheduled", json!({"status": {"phase": "Pending"}})),
         ];
         deletion_order(&mut pods);
         let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
-        assert_eq!(names, ["unscheduled", "pending", "running-new", "running-old"]);
+        assert_eq!(
+            names,
+            ["unscheduled", "pending", "running-new", "running-old"]
+        );
     }
 
     #[test]
     fn terminating_and_finished_pods_are_not_active() {
         assert!(is_active(&pod("a", json!({}))));
-        assert!(!is_active(&pod("a", json!({"metadata": {"deletionTimestamp": "2025-01-01T00:00:00Z"}}))));
-        assert!(!is_active(&pod("a", json!({"status": {"phase": "Failed"}}))));
+        assert!(!is_active(&pod(
+            "a",
+            json!({"metadata": {"deletionTimestamp": "2025-01-01T00:00:00Z"}})
+        )));
+        assert!(!is_active(&pod(
+            "a",
+            json!({"status": {"phase": "Failed"}})
+        )));
     }
 
     #[test]

@@ -84,7 +84,11 @@ pub fn parse_milli(q: &str) -> Result<i128, QuantityError> {
     };
     num = num.checked_mul(1000).ok_or_else(|| err("too large"))?;
     den = den
-        .checked_mul(10i128.checked_pow(frac_len).ok_or_else(|| err("too many digits"))?)
+        .checked_mul(
+            10i128
+                .checked_pow(frac_len)
+                .ok_or_else(|| err("too many digits"))?,
+        )
         .ok_or_else(|| err("too large"))?;
     let scaled = mantissa.checked_mul(num).ok_or_else(|| err("too large"))?;
     // Round up (away from zero for the magnitude), as MilliValue does.

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, Pod, Taint, Toleration};
-use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -130,7 +130,11 @@ fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool
             ) else {
                 return false;
             };
-            if r.operator == "Gt" { v > bound } else { v < bound }
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
         }
         _ => false,
     }
@@ -150,7 +154,10 @@ pub fn matches_node_affinity(pod: &Pod, node: &NodeInfo) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     let Some(required) = required else {
         return true;
     };
@@ -203,7 +210,9 @@ pub fn filter(pod: &Pod, demand: &Demand, node: &NodeInfo) -> Result<(), Vec<Str
     }
     // NodeAffinity
     if !matches_node_affinity(pod, node) {
-        return Err(vec!["node(s) didn't match Pod's node affinity/selector".into()]);
+        return Err(vec![
+            "node(s) didn't match Pod's node affinity/selector".into(),
+        ]);
     }
     // NodeResourcesFit
     let mut reasons = Vec::new();
@@ -236,7 +245,10 @@ pub fn score(demand: &Demand, node: &NodeInfo) -> i128 {
             ((alloc - used).max(0) * 100) / alloc
         }
     };
-    let cpu = part(node.allocatable.get("cpu"), node.non_zero.0 + demand.non_zero.0);
+    let cpu = part(
+        node.allocatable.get("cpu"),
+        node.non_zero.0 + demand.non_zero.0,
+    );
     let mem = part(
         node.allocatable.get("memory"),
         node.non_zero.1 + demand.non_zero.1,
@@ -324,7 +336,12 @@ pub fn needs_scheduling(pod: &Pod) -> bool {
 
 /// What a pod occupies on its node: (node, demand), when bound and not finished.
 fn occupancy(pod: &Pod) -> Option<(String, Demand)> {
-    let node = pod.spec.as_ref()?.node_name.clone().filter(|n| !n.is_empty())?;
+    let node = pod
+        .spec
+        .as_ref()?
+        .node_name
+        .clone()
+        .filter(|n| !n.is_empty())?;
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     if matches!(phase, Some("Succeeded") | Some("Failed")) {
         return None;
@@ -591,7 +608,10 @@ pub(crate) fn start(
         // Keys queued before the caches are loaded wait in the queue; the worker holds off
         // until both caches are synced so that no pod is placed on a partial view.
         if pods.wait_synced(&mut shutdown).await && nodes.wait_synced(&mut shutdown).await {
-            run_workers("scheduler", q, 1, move |key| Arc::clone(&sched).reconcile(key)).await;
+            run_workers("scheduler", q, 1, move |key| {
+                Arc::clone(&sched).reconcile(key)
+            })
+            .await;
         }
     });
     queue
@@ -608,8 +628,14 @@ mod tests {
 
     fn node(name: &str, cpu: &str, mem: &str) -> NodeInfo {
         let mut alloc = BTreeMap::new();
-        alloc.insert("cpu".into(), super::super::resources::parse_milli(cpu).unwrap());
-        alloc.insert("memory".into(), super::super::resources::parse_milli(mem).unwrap());
+        alloc.insert(
+            "cpu".into(),
+            super::super::resources::parse_milli(cpu).unwrap(),
+        );
+        alloc.insert(
+            "memory".into(),
+            super::super::resources::parse_milli(mem).unwrap(),
+        );
         alloc.insert("pods".into(), 110_000);
         let mut labels = BTreeMap::new();
         labels.insert("kubernetes.io/hostname".to_string(), name.to_string());
@@ -643,7 +669,11 @@ mod tests {
         // kube-scheduler: "0/3 nodes are available: 3 Insufficient memory. preemption: ..."
         let p = pod(containers(json!({"memory": "64Gi"})));
         let d = Demand::of(&p);
-        let nodes = vec![node("a", "8", "32Gi"), node("b", "8", "32Gi"), node("c", "8", "32Gi")];
+        let nodes = vec![
+            node("a", "8", "32Gi"),
+            node("b", "8", "32Gi"),
+            node("c", "8", "32Gi"),
+        ];
         let msg = schedule(&p, &d, &nodes).unwrap_err();
         assert!(
             msg.starts_with("0/3 nodes are available: 3 Insufficient memory."),
@@ -658,7 +688,10 @@ mod tests {
         let plain = node("a", "8", "32Gi");
         let mut gpu = node("g", "8", "32Gi");
         gpu.allocatable.0.insert("nvidia.com/gpu".into(), 1000);
-        assert_eq!(schedule(&p, &d, &[plain.clone(), gpu.clone()]), Ok("g".into()));
+        assert_eq!(
+            schedule(&p, &d, &[plain.clone(), gpu.clone()]),
+            Ok("g".into())
+        );
         gpu.requested.0.insert("nvidia.com/gpu".into(), 1000);
         let msg = schedule(&p, &d, &[plain, gpu]).unwrap_err();
         assert!(msg.contains("2 Insufficient nvidia.com/gpu"), "{msg}");
@@ -675,17 +708,28 @@ mod tests {
         });
         let plain = node("a", "8", "32Gi");
         // A nodeSelector naming the tainted node, without toleration: no node fits.
-        let p = pod(json!({"containers": [{"name": "c"}], "nodeSelector": {"kubernetes.io/hostname": "t"}}));
+        let p = pod(
+            json!({"containers": [{"name": "c"}], "nodeSelector": {"kubernetes.io/hostname": "t"}}),
+        );
         let msg = schedule(&p, &Demand::of(&p), &[tainted.clone(), plain.clone()]).unwrap_err();
-        assert!(msg.contains("1 node(s) didn't match Pod's node affinity/selector"), "{msg}");
-        assert!(msg.contains("1 node(s) had untolerated taint {gpu: true}"), "{msg}");
+        assert!(
+            msg.contains("1 node(s) didn't match Pod's node affinity/selector"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("1 node(s) had untolerated taint {gpu: true}"),
+            "{msg}"
+        );
         // With the toleration it goes there.
         let p = pod(json!({
             "containers": [{"name": "c"}],
             "nodeSelector": {"kubernetes.io/hostname": "t"},
             "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
         }));
-        assert_eq!(schedule(&p, &Demand::of(&p), &[tainted, plain]), Ok("t".into()));
+        assert_eq!(
+            schedule(&p, &Demand::of(&p), &[tainted, plain]),
+            Ok("t".into())
+        );
     }
 
     #[test]
@@ -698,25 +742,35 @@ mod tests {
         };
         let t = |v: serde_json::Value| -> Toleration { serde_json::from_value(v).unwrap() };
         assert!(tolerates(&t(json!({"key": "k", "value": "v"})), &taint));
-        assert!(tolerates(&t(json!({"key": "k", "operator": "Exists"})), &taint));
+        assert!(tolerates(
+            &t(json!({"key": "k", "operator": "Exists"})),
+            &taint
+        ));
         assert!(tolerates(&t(json!({"operator": "Exists"})), &taint));
         assert!(!tolerates(&t(json!({"key": "k", "value": "w"})), &taint));
-        assert!(!tolerates(&t(json!({"key": "k", "operator": "Exists", "effect": "NoSchedule"})), &taint));
+        assert!(!tolerates(
+            &t(json!({"key": "k", "operator": "Exists", "effect": "NoSchedule"})),
+            &taint
+        ));
     }
 
     #[test]
     fn required_node_affinity_terms() {
         let n = node("a", "8", "32Gi");
-        let p = pod(json!({"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
+        let p = pod(
+            json!({"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["x"]}]},
                 {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}
-            ]}}}}));
+            ]}}}}),
+        );
         assert!(matches_node_affinity(&p, &n));
-        let p = pod(json!({"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
+        let p = pod(
+            json!({"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}
-            ]}}}}));
+            ]}}}}),
+        );
         assert!(!matches_node_affinity(&p, &n));
     }
 
@@ -735,7 +789,11 @@ mod tests {
     #[test]
     fn only_unbound_live_pods_for_this_scheduler_are_scheduled() {
         assert!(needs_scheduling(&pod(json!({"containers": []}))));
-        assert!(!needs_scheduling(&pod(json!({"containers": [], "nodeName": "a"}))));
-        assert!(!needs_scheduling(&pod(json!({"containers": [], "schedulerName": "other"}))));
+        assert!(!needs_scheduling(&pod(
+            json!({"containers": [], "nodeName": "a"})
+        )));
+        assert!(!needs_scheduling(&pod(
+            json!({"containers": [], "schedulerName": "other"})
+        )));
     }
 }
