@@ -4,6 +4,7 @@
 //! It stands in for kube-apiserver, kube-controller-manager (Deployment, ReplicaSet, garbage
 //! collector), kube-scheduler and the kubelet. It is not a container runtime.
 
+pub mod kubelet;
 pub mod merge_keys;
 pub mod patch;
 pub mod schema;
