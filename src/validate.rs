@@ -1,6 +1,17 @@
 //! Validation of a System beyond what the CRD schema and CEL rules express. Pure.
+//!
+//! These checks also repeat the schema's and CEL's essentials (name format, bounds, uniqueness,
+//! limits ≥ requests, file sizes), because they must hold when the CRD's rules are not enforced:
+//! offline rendering (`tycho render`), older API servers without CEL, or a CRD installed by hand.
+//! Every error names its field (`spec.containers[1].files[0].path`); all errors are returned.
 
-use crate::model::System;
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine;
+
+use crate::model::{
+    self, ContainerSpec, Expose, FileSpec, KeyRef, Resources, System, SystemSpec, Workload,
+};
 
 /// One problem with a System, naming the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +29,855 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Check a System; every problem found is returned, each naming its field.
-pub fn validate(_system: &System) -> Result<(), Vec<FieldError>> {
+pub fn validate(system: &System) -> Result<(), Vec<FieldError>> {
+    let mut v = Validator::default();
+    v.metadata(system);
+    v.spec(&system.spec);
+    if v.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(v.errors)
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<FieldError>,
+}
+
+/// Largest total size of annotations on one object, as the API server enforces.
+const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+/// Most containers in one System (as in the schema).
+const MAX_CONTAINERS: usize = 16;
+
+impl Validator {
+    fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn metadata(&mut self, system: &System) {
+        match system.metadata.name.as_deref() {
+            None | Some("") => self.err("metadata.name", "must be set"),
+            Some(name) => {
+                if name.len() > model::MAX_NAME_LEN {
+                    self.err(
+                        "metadata.name",
+                        format!(
+                            "must be at most {} characters (is {}), so that `<name>-files` is a valid name",
+                            model::MAX_NAME_LEN,
+                            name.len()
+                        ),
+                    );
+                }
+                if !is_dns1035_label(name) {
+                    self.err(
+                        "metadata.name",
+                        "must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending with a letter or digit",
+                    );
+                }
+            }
+        }
+        if let Some(ns) = system.metadata.namespace.as_deref()
+            && !is_dns1123_label(ns)
+        {
+            self.err("metadata.namespace", "must be a DNS-1123 label");
+        }
+    }
+
+    fn spec(&mut self, spec: &SystemSpec) {
+        if spec.containers.is_empty() {
+            self.err("spec.containers", "at least one container is required");
+        }
+        if spec.containers.len() > MAX_CONTAINERS {
+            self.err(
+                "spec.containers",
+                format!("at most {MAX_CONTAINERS} containers"),
+            );
+        }
+        if !(0..=100).contains(&spec.replicas) {
+            self.err("spec.replicas", "must be between 0 and 100");
+        }
+        if spec.workload == Workload::Pod {
+            if spec.replicas > 1 {
+                self.err(
+                    "spec.replicas",
+                    "a bare Pod workload runs exactly one replica",
+                );
+            }
+            if spec.paused {
+                self.err(
+                    "spec.paused",
+                    "a bare Pod workload cannot be paused (it would have to be deleted); use workload Deployment",
+                );
+            }
+        }
+        if let Some(session) = &spec.session
+            && (!is_dns1123_subdomain(session) || session.len() > 63)
+        {
+            self.err(
+                "spec.session",
+                "must be the name of a Lease (a DNS-1123 subdomain) of at most 63 characters, so that it fits the tycho.dev/session label",
+            );
+        }
+        if let Some(l) = spec.lifetime
+            && !(1..=31_536_000).contains(&l)
+        {
+            self.err("spec.lifetime", "must be between 1 and 31536000 seconds");
+        }
+        if let Some(sa) = &spec.service_account_name
+            && !is_dns1123_subdomain(sa)
+        {
+            self.err("spec.serviceAccountName", "must be a DNS-1123 subdomain");
+        }
+        self.labels("spec.labels", &spec.labels, true);
+        self.labels("spec.nodeSelector", &spec.node_selector, false);
+        self.annotations(&spec.annotations);
+        self.tolerations(spec);
+
+        let mut names = BTreeSet::new();
+        for (i, c) in spec.containers.iter().enumerate() {
+            if !names.insert(c.name.as_str()) {
+                self.err(
+                    format!("spec.containers[{i}].name"),
+                    format!("duplicate container name {:?}", c.name),
+                );
+            }
+            self.container(&format!("spec.containers[{i}]"), c);
+        }
+        self.ports(spec);
+        self.files_total(spec);
+        self.volumes(spec);
+    }
+
+    fn labels(&mut self, field: &str, labels: &BTreeMap<String, String>, reserved: bool) {
+        for (k, v) in labels {
+            let f = format!("{field}[{k:?}]");
+            if let Err(m) = check_qualified_name(k) {
+                self.err(&f, format!("invalid key: {m}"));
+            }
+            if reserved
+                && (k.starts_with("tycho.dev/")
+                    || k == model::LABEL_MANAGED_BY
+                    || k == model::LABEL_NAME)
+            {
+                self.err(
+                    &f,
+                    "reserved key: keys under tycho.dev/ and app.kubernetes.io/managed-by, app.kubernetes.io/name are set by Tycho",
+                );
+            }
+            if !is_label_value(v) {
+                self.err(
+                    &f,
+                    "invalid value: at most 63 characters, alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric",
+                );
+            }
+        }
+    }
+
+    fn annotations(&mut self, annotations: &BTreeMap<String, String>) {
+        let mut total = 0;
+        for (k, v) in annotations {
+            total += k.len() + v.len();
+            if let Err(m) = check_qualified_name(k) {
+                self.err(
+                    format!("spec.annotations[{k:?}]"),
+                    format!("invalid key: {m}"),
+                );
+            }
+            if k.starts_with("tycho.dev/") {
+                self.err(
+                    format!("spec.annotations[{k:?}]"),
+                    "reserved key: keys under tycho.dev/ are set by Tycho",
+                );
+            }
+        }
+        if total > MAX_ANNOTATIONS_BYTES {
+            self.err(
+                "spec.annotations",
+                format!("total size must be at most {MAX_ANNOTATIONS_BYTES} bytes"),
+            );
+        }
+    }
+
+    fn tolerations(&mut self, spec: &SystemSpec) {
+        for (i, t) in spec.tolerations.iter().enumerate() {
+            let f = format!("spec.tolerations[{i}]");
+            match t.operator.as_deref() {
+                None | Some("Equal") => {
+                    if t.key.as_deref().unwrap_or("").is_empty() {
+                        self.err(format!("{f}.key"), "must be set unless operator is Exists");
+                    }
+                }
+                Some("Exists") => {
+                    if !t.value.as_deref().unwrap_or("").is_empty() {
+                        self.err(
+                            format!("{f}.value"),
+                            "must be empty when operator is Exists",
+                        );
+                    }
+                }
+                Some(other) => self.err(
+                    format!("{f}.operator"),
+                    format!("must be Exists or Equal, not {other:?}"),
+                ),
+            }
+            if let Some(k) = t.key.as_deref().filter(|k| !k.is_empty())
+                && let Err(m) = check_qualified_name(k)
+            {
+                self.err(format!("{f}.key"), m);
+            }
+            if let Some(e) = t.effect.as_deref()
+                && !matches!(e, "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute")
+            {
+                self.err(
+                    format!("{f}.effect"),
+                    "must be NoSchedule, PreferNoSchedule or NoExecute",
+                );
+            }
+            if t.toleration_seconds.is_some() && t.effect.as_deref() != Some("NoExecute") {
+                self.err(
+                    format!("{f}.tolerationSeconds"),
+                    "only allowed with effect NoExecute",
+                );
+            }
+        }
+    }
+
+    fn container(&mut self, f: &str, c: &ContainerSpec) {
+        if !is_dns1123_label(&c.name) {
+            self.err(
+                format!("{f}.name"),
+                "must be a DNS-1123 label (lowercase letters, digits and '-', at most 63)",
+            );
+        }
+        if c.image.is_empty() {
+            self.err(format!("{f}.image"), "must be set");
+        } else if c.image.len() > 512
+            || c.image.trim() != c.image
+            || c.image.chars().any(char::is_whitespace)
+        {
+            self.err(
+                format!("{f}.image"),
+                "must be an image reference without whitespace, at most 512 characters",
+            );
+        }
+        if let Some(wd) = &c.working_dir
+            && !wd.starts_with('/')
+        {
+            self.err(format!("{f}.workingDir"), "must be an absolute path");
+        }
+        let mut env_names = BTreeSet::new();
+        for (i, e) in c.env.iter().enumerate() {
+            let ef = format!("{f}.env[{i}]");
+            if !is_env_name(&e.name) {
+                self.err(
+                    format!("{ef}.name"),
+                    "must consist of letters, digits, '-', '_' or '.', and not start with a digit",
+                );
+            }
+            if !env_names.insert(e.name.as_str()) {
+                self.err(
+                    format!("{ef}.name"),
+                    format!("duplicate variable {:?}", e.name),
+                );
+            }
+            match (&e.value, &e.value_from) {
+                (Some(_), Some(_)) | (None, None) => {
+                    self.err(&ef, "exactly one of value and valueFrom must be set")
+                }
+                (None, Some(src)) => match (&src.secret_key_ref, &src.config_map_key_ref) {
+                    (Some(r), None) => self.key_ref(&format!("{ef}.valueFrom.secretKeyRef"), r),
+                    (None, Some(r)) => self.key_ref(&format!("{ef}.valueFrom.configMapKeyRef"), r),
+                    _ => self.err(
+                        format!("{ef}.valueFrom"),
+                        "exactly one of secretKeyRef and configMapKeyRef must be set",
+                    ),
+                },
+                (Some(_), None) => {}
+            }
+        }
+        for (i, p) in c.ports.iter().enumerate() {
+            let pf = format!("{f}.ports[{i}]");
+            if !(1..=65535).contains(&p.port) {
+                self.err(format!("{pf}.port"), "must be between 1 and 65535");
+            }
+            if let Some(n) = &p.name
+                && !is_iana_svc_name(n)
+            {
+                self.err(
+                    format!("{pf}.name"),
+                    "must be at most 15 lowercase letters, digits and '-', with at least one letter, no leading, trailing or double '-'",
+                );
+            }
+            if let Some(np) = p.node_port
+                && !(30000..=32767).contains(&np)
+            {
+                self.err(format!("{pf}.nodePort"), "must be between 30000 and 32767");
+            }
+        }
+        self.resources(f, c);
+        self.files(f, c);
+        if let Some(r) = &c.readiness {
+            let rf = format!("{f}.readiness");
+            let port = match (&r.http, &r.tcp) {
+                (Some(h), None) => {
+                    if !h.path.starts_with('/') {
+                        self.err(format!("{rf}.http.path"), "must start with '/'");
+                    }
+                    if h.path.chars().any(char::is_control) {
+                        self.err(
+                            format!("{rf}.http.path"),
+                            "must not contain control characters",
+                        );
+                    }
+                    if let Some(host) = &h.host
+                        && (host.is_empty()
+                            || host.chars().any(|c| c.is_control() || c.is_whitespace()))
+                    {
+                        self.err(
+                            format!("{rf}.http.host"),
+                            "must be a host name without whitespace or control characters",
+                        );
+                    }
+                    Some(("http", h.port))
+                }
+                (None, Some(t)) => Some(("tcp", t.port)),
+                _ => {
+                    self.err(&rf, "exactly one of http and tcp must be set");
+                    None
+                }
+            };
+            if let Some((kind, port)) = port
+                && !c.ports.iter().any(|p| p.port == port)
+            {
+                self.err(
+                    format!("{rf}.{kind}.port"),
+                    format!("port {port} is not one of the container's ports"),
+                );
+            }
+        }
+    }
+
+    fn key_ref(&mut self, f: &str, r: &KeyRef) {
+        if !is_dns1123_subdomain(&r.name) {
+            self.err(format!("{f}.name"), "must be a DNS-1123 subdomain");
+        }
+        if r.key.is_empty()
+            || r.key.len() > 253
+            || !r
+                .key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            self.err(
+                format!("{f}.key"),
+                "must be a key of letters, digits, '-', '_' or '.' (at most 253)",
+            );
+        }
+    }
+
+    fn resources(&mut self, f: &str, c: &ContainerSpec) {
+        let mut parsed: BTreeMap<(&str, &str), Quantity> = BTreeMap::new();
+        for (which, r) in [("limits", &c.limits), ("requests", &c.requests)] {
+            let Some(r) = r else { continue };
+            for (field, value) in quantity_fields(r) {
+                let Some(value) = value else { continue };
+                match Quantity::parse(value) {
+                    Ok(q) => {
+                        parsed.insert((which, field), q);
+                    }
+                    Err(m) => self.err(
+                        format!("{f}.{which}.{field}"),
+                        format!("{value:?} is not a quantity: {m}"),
+                    ),
+                }
+            }
+            if let Some(g) = r.gpus
+                && !(0..=64).contains(&g)
+            {
+                self.err(format!("{f}.{which}.gpus"), "must be between 0 and 64");
+            }
+        }
+        for field in ["cpus", "memory", "ephemeralStorage"] {
+            if let (Some(l), Some(r)) = (
+                parsed.get(&("limits", field)),
+                parsed.get(&("requests", field)),
+            ) && l < r
+            {
+                self.err(
+                    format!("{f}.limits.{field}"),
+                    format!("must be at least the request ({})", r.text),
+                );
+            }
+        }
+        if let (Some(l), Some(r)) = (
+            c.limits.as_ref().and_then(|r| r.gpus),
+            c.requests.as_ref().and_then(|r| r.gpus),
+        ) && l != r
+        {
+            self.err(
+                format!("{f}.limits.gpus"),
+                format!("GPUs cannot be overcommitted: limit ({l}) must equal request ({r})"),
+            );
+        }
+    }
+
+    fn files(&mut self, f: &str, c: &ContainerSpec) {
+        let mut paths: BTreeSet<&str> = BTreeSet::new();
+        for (i, file) in c.files.iter().enumerate() {
+            let ff = format!("{f}.files[{i}]");
+            if let Err(m) = check_clean_path(&file.path) {
+                self.err(format!("{ff}.path"), m);
+            } else if !paths.insert(file.path.as_str()) {
+                self.err(
+                    format!("{ff}.path"),
+                    format!("duplicate file path {:?}", file.path),
+                );
+            }
+            match (&file.content, &file.binary_content) {
+                (Some(_), Some(_)) | (None, None) => {
+                    self.err(&ff, "exactly one of content and binaryContent must be set")
+                }
+                (None, Some(b)) => {
+                    if let Err(e) = base64::engine::general_purpose::STANDARD.decode(b) {
+                        self.err(
+                            format!("{ff}.binaryContent"),
+                            format!("is not valid base64: {e}"),
+                        );
+                    }
+                }
+                (Some(_), None) => {}
+            }
+            if let Some(m) = file.mode
+                && !(0..=0o777).contains(&m)
+            {
+                self.err(format!("{ff}.mode"), "must be between 0 and 511 (0777)");
+            }
+        }
+        // A file cannot also be a directory holding another file.
+        for (i, file) in c.files.iter().enumerate() {
+            if let Some(other) = paths.iter().find(|p| is_under(p, &file.path)) {
+                self.err(
+                    format!("{f}.files[{i}].path"),
+                    format!(
+                        "{:?} is also a directory holding the file {other:?}",
+                        file.path
+                    ),
+                );
+            }
+        }
+    }
+
+    fn files_total(&mut self, spec: &SystemSpec) {
+        let total: usize = spec
+            .containers
+            .iter()
+            .flat_map(|c| &c.files)
+            .map(file_size)
+            .sum();
+        if total > model::MAX_FILE_BYTES {
+            self.err(
+                "spec.containers[].files",
+                format!(
+                    "the pre-boot files total {total} bytes; at most {} fit in one ConfigMap",
+                    model::MAX_FILE_BYTES
+                ),
+            );
+        }
+    }
+
+    fn ports(&mut self, spec: &SystemSpec) {
+        let mut by_port: BTreeMap<(i32, &str), String> = BTreeMap::new();
+        let mut by_name: BTreeMap<&str, String> = BTreeMap::new();
+        let mut by_node_port: BTreeMap<(i32, &str), String> = BTreeMap::new();
+        for (ci, c) in spec.containers.iter().enumerate() {
+            for (pi, p) in c.ports.iter().enumerate() {
+                let pf = format!("spec.containers[{ci}].ports[{pi}]");
+                let proto = p.protocol.as_str();
+                if let Some(prev) = by_port.insert((p.port, proto), pf.clone()) {
+                    self.err(
+                        format!("{pf}.port"),
+                        format!("port {}/{proto} is already declared at {prev}", p.port),
+                    );
+                }
+                if let Some(n) = &p.name
+                    && let Some(prev) = by_name.insert(n, pf.clone())
+                {
+                    self.err(
+                        format!("{pf}.name"),
+                        format!("port name {n:?} is already used at {prev}"),
+                    );
+                }
+                if let Some(np) = p.node_port {
+                    if !p.expose {
+                        self.err(format!("{pf}.nodePort"), "a node port needs expose: true");
+                    } else if spec.expose != Expose::NodePort {
+                        self.err(
+                            format!("{pf}.nodePort"),
+                            "a node port needs spec.expose NodePort",
+                        );
+                    }
+                    if let Some(prev) = by_node_port.insert((np, proto), pf.clone()) {
+                        self.err(
+                            format!("{pf}.nodePort"),
+                            format!("node port {np} is already used at {prev}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn volumes(&mut self, spec: &SystemSpec) {
+        // Mount points per container: files first, then claims.
+        let mut mounts: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+        for (ci, c) in spec.containers.iter().enumerate() {
+            let list = mounts.entry(c.name.as_str()).or_default();
+            for (fi, f) in c.files.iter().enumerate() {
+                list.push((
+                    f.path.clone(),
+                    format!("spec.containers[{ci}].files[{fi}].path"),
+                ));
+            }
+        }
+        for (i, v) in spec.volumes.iter().enumerate() {
+            let f = format!("spec.volumes[{i}]");
+            if !is_dns1123_subdomain(&v.claim) {
+                self.err(
+                    format!("{f}.claim"),
+                    "must be the name of a PersistentVolumeClaim (a DNS-1123 subdomain)",
+                );
+            }
+            let path_ok = match check_clean_path(&v.mount_path) {
+                Ok(()) => true,
+                Err(m) => {
+                    self.err(format!("{f}.mountPath"), m);
+                    false
+                }
+            };
+            if let Some(sp) = &v.sub_path
+                && (sp.is_empty()
+                    || sp.starts_with('/')
+                    || sp.split('/').any(|s| s == ".." || s.is_empty())
+                    || sp.contains('\0'))
+            {
+                self.err(
+                    format!("{f}.subPath"),
+                    "must be a relative path without '..' or empty segments",
+                );
+            }
+            let targets: Vec<&str> = match &v.container {
+                Some(name) => {
+                    if !spec.containers.iter().any(|c| &c.name == name) {
+                        self.err(
+                            format!("{f}.container"),
+                            format!("{name:?} is not a container of this System"),
+                        );
+                    }
+                    vec![name.as_str()]
+                }
+                None => spec.containers.iter().map(|c| c.name.as_str()).collect(),
+            };
+            if !path_ok {
+                continue;
+            }
+            for t in targets {
+                let Some(list) = mounts.get_mut(t) else {
+                    continue;
+                };
+                for (path, at) in list.iter() {
+                    if *path == v.mount_path {
+                        self.err(
+                            format!("{f}.mountPath"),
+                            format!(
+                                "{:?} is already mounted in container {t:?} by {at}",
+                                v.mount_path
+                            ),
+                        );
+                    } else if is_under(&v.mount_path, path) {
+                        self.err(
+                            format!("{f}.mountPath"),
+                            format!(
+                                "{:?} is inside the pre-boot file {path:?} ({at})",
+                                v.mount_path
+                            ),
+                        );
+                    }
+                }
+                list.push((v.mount_path.clone(), f.clone()));
+            }
+        }
+    }
+}
+
+/// Size in bytes of a file's content (decoded for binary content).
+pub fn file_size(f: &FileSpec) -> usize {
+    match (&f.content, &f.binary_content) {
+        (Some(t), _) => t.len(),
+        (None, Some(b)) => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map(|d| d.len())
+            .unwrap_or(b.len() * 3 / 4),
+        (None, None) => 0,
+    }
+}
+
+fn quantity_fields(r: &Resources) -> [(&'static str, Option<&str>); 3] {
+    [
+        ("cpus", r.cpus.as_deref()),
+        ("memory", r.memory.as_deref()),
+        ("ephemeralStorage", r.ephemeral_storage.as_deref()),
+    ]
+}
+
+/// `child` lies strictly below the directory `parent`.
+fn is_under(child: &str, parent: &str) -> bool {
+    child.len() > parent.len() + 1
+        && child.starts_with(parent)
+        && child.as_bytes()[parent.len()] == b'/'
+}
+
+/// An absolute, clean file path: `/`-rooted, no empty, `.` or `..` segments, no trailing `/`, no NUL.
+pub fn check_clean_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err("must be an absolute path".into());
+    }
+    if path == "/" {
+        return Err("must name a file, not /".into());
+    }
+    if path.len() > 4096 {
+        return Err("must be at most 4096 characters".into());
+    }
+    if path.contains('\0') {
+        return Err("must not contain NUL".into());
+    }
+    if path[1..]
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err("must be a clean path (no '//', '.', '..' or trailing '/')".into());
+    }
     Ok(())
+}
+
+/// RFC 1035 label: `[a-z]([-a-z0-9]*[a-z0-9])?`, at most 63.
+pub fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+/// RFC 1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63.
+pub fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// RFC 1123 subdomain: dot-separated labels, at most 253.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
+/// IANA service name, as Kubernetes requires for port names.
+pub fn is_iana_svc_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars().any(|c| c.is_ascii_lowercase())
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 256
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// A label value: empty, or at most 63 alphanumerics, `-`, `_`, `.`, alphanumeric at both ends.
+pub fn is_label_value(s: &str) -> bool {
+    s.is_empty() || is_name_part(s)
+}
+
+fn is_name_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// A label or annotation key: `[prefix/]name`, prefix a DNS-1123 subdomain.
+pub fn check_qualified_name(k: &str) -> Result<(), String> {
+    let (prefix, name) = match k.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    if let Some(p) = prefix
+        && !is_dns1123_subdomain(p)
+    {
+        return Err(format!("prefix {p:?} must be a DNS-1123 subdomain"));
+    }
+    if !is_name_part(name) {
+        return Err(format!(
+            "name {name:?} must be at most 63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
+        ));
+    }
+    Ok(())
+}
+
+/// A parsed Kubernetes quantity, compared exactly: `mantissa × 10^exp10 × 2^exp2`.
+#[derive(Clone, Debug)]
+pub struct Quantity {
+    text: String,
+    mantissa: u128,
+    exp10: i32,
+    exp2: u32,
+}
+
+impl Quantity {
+    /// Parse `<number><suffix>` with suffix one of `m k M G T P E`, `Ki … Ei` or `e<n>`/`E<n>`.
+    pub fn parse(s: &str) -> Result<Quantity, String> {
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let (num, suffix) = s.split_at(split);
+        let num = num.strip_prefix('+').unwrap_or(num);
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return Err("expected a number".into());
+        }
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        let digits = format!("{int}{frac}");
+        let digits = digits.trim_start_matches('0');
+        if digits.len() > 30 {
+            return Err("too many digits".into());
+        }
+        let mantissa: u128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().map_err(|_| "expected a number")?
+        };
+        let mut exp10 = -(frac.len() as i32);
+        let mut exp2 = 0;
+        match suffix {
+            "" => {}
+            "m" => exp10 -= 3,
+            "k" => exp10 += 3,
+            "M" => exp10 += 6,
+            "G" => exp10 += 9,
+            "T" => exp10 += 12,
+            "P" => exp10 += 15,
+            "E" => exp10 += 18,
+            "Ki" => exp2 = 10,
+            "Mi" => exp2 = 20,
+            "Gi" => exp2 = 30,
+            "Ti" => exp2 = 40,
+            "Pi" => exp2 = 50,
+            "Ei" => exp2 = 60,
+            e if e.starts_with(['e', 'E']) => {
+                let n: i32 = e[1..]
+                    .parse()
+                    .map_err(|_| format!("invalid exponent {e:?}"))?;
+                if !(-30..=30).contains(&n) {
+                    return Err("exponent out of range".into());
+                }
+                exp10 += n;
+            }
+            other => return Err(format!("unknown suffix {other:?}")),
+        }
+        Ok(Quantity {
+            text: s.to_string(),
+            mantissa,
+            exp10,
+            exp2,
+        })
+    }
+
+    /// The quantity as a (possibly rounded) float, for comparisons that overflow exact arithmetic.
+    fn approx(&self) -> f64 {
+        self.mantissa as f64 * 10f64.powi(self.exp10) * 2f64.powi(self.exp2 as i32)
+    }
+
+    /// Exact value as `numerator / 10^k` with a shared `k`, when it fits in u128.
+    fn scaled(&self, k: i32) -> Option<u128> {
+        let m = self.mantissa.checked_mul(1u128.checked_shl(self.exp2)?)?;
+        let e = self.exp10 + k;
+        if e < 0 {
+            // Only exact when divisible; callers pick k so that e >= 0.
+            return None;
+        }
+        m.checked_mul(10u128.checked_pow(e as u32)?)
+    }
+}
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        self.partial_cmp(other) == Some(std::cmp::Ordering::Equal)
+    }
+}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        let k = -(self.exp10.min(other.exp10));
+        match (self.scaled(k), other.scaled(k)) {
+            (Some(a), Some(b)) => Some(a.cmp(&b)),
+            _ => self.approx().partial_cmp(&other.approx()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> Quantity {
+        Quantity::parse(s).unwrap()
+    }
+
+    #[test]
+    fn quantities_compare_exactly() {
+        assert!(q("1") == q("1000m"));
+        assert!(q("1Gi") > q("1G"));
+        assert!(q("1.5") == q("1500m"));
+        assert!(q("0.5Gi") == q("512Mi"));
+        assert!(q("1e3") == q("1k"));
+        assert!(q("100m") < q("0.2"));
+        assert!(q(".5") == q("500m"));
+        assert!(q("1Ei") > q("1E"));
+        for bad in ["", "abc", "1.2.3", "1Q", "1ee", ".", "--1"] {
+            assert!(Quantity::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn clean_paths() {
+        assert!(check_clean_path("/a/b.txt").is_ok());
+        for bad in [
+            "a", "/", "/a//b", "/a/../b", "/a/./b", "/a/", "/a/..", "/a\0",
+        ] {
+            assert!(check_clean_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_iana_svc_name("http"));
+        assert!(!is_iana_svc_name("8080"));
+        assert!(!is_iana_svc_name("a--b"));
+        assert!(is_dns1035_label("web-1"));
+        assert!(!is_dns1035_label("1web"));
+        assert!(check_qualified_name("example.com/team").is_ok());
+        assert!(check_qualified_name("Example.com/team").is_err());
+        assert!(check_qualified_name("-x").is_err());
+    }
 }
