@@ -50,7 +50,11 @@ fn container(command: serde_json::Value) -> Arc<SimContainer> {
     Arc::new(SimContainer::new(&p, &c, &objs(), Utc::now()))
 }
 
-async fn sh_with_stdin(c: &Arc<SimContainer>, argv: &[&str], stdin: Vec<u8>) -> (i32, Vec<u8>, String) {
+async fn sh_with_stdin(
+    c: &Arc<SimContainer>,
+    argv: &[&str],
+    stdin: Vec<u8>,
+) -> (i32, Vec<u8>, String) {
     let out = Arc::new(Mutex::new(Vec::new()));
     let err = Arc::new(Mutex::new(Vec::new()));
     let (pid, kill) = c.start_process(argv.join(" "));
@@ -96,7 +100,11 @@ async fn preboot_files_env_and_image_files_are_seeded() {
 #[tokio::test]
 async fn shell_chaining_redirection_and_errors() {
     let c = container(serde_json::json!([]));
-    let (code, out, _) = sh(&c, "mkdir -p /usr/new && echo 'Some data' > /usr/new/path; cat /usr/new/path").await;
+    let (code, out, _) = sh(
+        &c,
+        "mkdir -p /usr/new && echo 'Some data' > /usr/new/path; cat /usr/new/path",
+    )
+    .await;
     assert_eq!((code, out.as_str()), (0, "Some data\n"));
     let (code, _, err) = sh(&c, "cat /nope").await;
     assert_eq!(code, 1);
@@ -119,7 +127,11 @@ async fn shell_chaining_redirection_and_errors() {
 
 #[tokio::test]
 async fn ps_shows_exec_processes_and_sleep_is_killable() {
-    let c = container(serde_json::json!(["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]));
+    let c = container(serde_json::json!([
+        "/bin/sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"
+    ]));
     assert!(c.idle);
     assert!(c.listener(80).is_none(), "an idle container serves nothing");
     let c2 = Arc::clone(&c);
@@ -146,8 +158,12 @@ async fn ps_shows_exec_processes_and_sleep_is_killable() {
 async fn tar_round_trip_like_kubectl_cp() {
     let c = container(serde_json::json!([]));
     // kubectl cp pod:/usr/share/nginx/html/index.html ./x  runs `tar cf - <path>`.
-    let (code, archive, err) =
-        sh_with_stdin(&c, &["tar", "cf", "-", "/usr/share/nginx/html/index.html"], vec![]).await;
+    let (code, archive, err) = sh_with_stdin(
+        &c,
+        &["tar", "cf", "-", "/usr/share/nginx/html/index.html"],
+        vec![],
+    )
+    .await;
     assert_eq!(code, 0);
     assert_eq!(err, "tar: Removing leading `/' from member names\n");
     let members = tar::read(&archive).unwrap();
@@ -171,18 +187,29 @@ async fn tar_round_trip_like_kubectl_cp() {
     assert_eq!(code, 2);
     assert!(err.contains("Cannot open"), "{err}");
     // Directories round-trip too.
-    let (code, archive, _) = sh_with_stdin(&c, &["tar", "cf", "-", "-C", "/etc", "nginx"], vec![]).await;
+    let (code, archive, _) =
+        sh_with_stdin(&c, &["tar", "cf", "-", "-C", "/etc", "nginx"], vec![]).await;
     assert_eq!(code, 0);
-    let names: Vec<String> = tar::read(&archive).unwrap().into_iter().map(|m| m.name).collect();
+    let names: Vec<String> = tar::read(&archive)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
     assert!(names.contains(&"nginx/".to_string()), "{names:?}");
-    assert!(names.contains(&"nginx/conf.d/default.conf".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"nginx/conf.d/default.conf".to_string()),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]
 async fn http_rules_serve_preboot_index() {
     let c = container(serde_json::json!([]));
     let (status, body, ctype) = resolve(&c, "/");
-    assert_eq!((status.as_u16(), &body[..], ctype), (200, &b"Hello World!"[..], "text/html"));
+    assert_eq!(
+        (status.as_u16(), &body[..], ctype),
+        (200, &b"Hello World!"[..], "text/html")
+    );
     assert_eq!(resolve(&c, "/50x.html").0.as_u16(), 200);
     assert_eq!(resolve(&c, "/missing").0.as_u16(), 404);
     assert_eq!(resolve(&c, "/../../etc/hostname").0.as_u16(), 404);

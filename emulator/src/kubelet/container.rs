@@ -611,7 +611,10 @@ impl SimContainer {
 
     /// Where the access log of the process listening on `port` goes; `None` when nothing listens.
     pub fn listener(&self, port: u16) -> Option<AccessSink> {
-        lock(&self.procs).listeners.get(&port).map(|(_, s)| s.clone())
+        lock(&self.procs)
+            .listeners
+            .get(&port)
+            .map(|(_, s)| s.clone())
     }
 
     /// The document root the simulated HTTP server serves from, and the index file for `/`:
@@ -620,7 +623,11 @@ impl SimContainer {
     /// (served for `/`, its directory being the root); otherwise the working directory.
     pub fn doc_root(&self) -> (String, Option<String>) {
         let fs = self.fs();
-        for root in ["/usr/share/nginx/html", "/var/www/html", self.workdir.as_str()] {
+        for root in [
+            "/usr/share/nginx/html",
+            "/var/www/html",
+            self.workdir.as_str(),
+        ] {
             let index = fs::normalize(root, "index.html");
             if fs.is_file(&index) {
                 return (root.to_string(), Some(index));

@@ -49,7 +49,12 @@ pub fn exit_status_json(command: &[String], code: i32) -> String {
 }
 
 /// Run `params.command` in `container`, wired to the WebSocket.
-pub async fn run(container: Arc<SimContainer>, params: ExecParams, mut socket: Ws, protocol: String) {
+pub async fn run(
+    container: Arc<SimContainer>,
+    params: ExecParams,
+    mut socket: Ws,
+    protocol: String,
+) {
     let v5 = protocol.starts_with("v5.");
     let cmdline = params
         .command

@@ -24,11 +24,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use ::http::StatusCode;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use ::http::StatusCode;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::Api;
 
@@ -322,9 +322,10 @@ impl Kubelet {
                             .collect::<Vec<_>>()
                     })
                     .map(|p| {
-                        p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                            KubeletError::BadRequest(format!("invalid port {p:?}"))
-                        })
+                        p.parse::<u16>()
+                            .ok()
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| KubeletError::BadRequest(format!("invalid port {p:?}")))
                     })
                     .collect::<Result<_, _>>()?;
                 if ports.is_empty() {
@@ -425,7 +426,11 @@ impl Kubelet {
                 ),
             }));
         };
-        let started = running.started_at.as_ref().map(to_chrono).unwrap_or_else(Utc::now);
+        let started = running
+            .started_at
+            .as_ref()
+            .map(to_chrono)
+            .unwrap_or_else(Utc::now);
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let restarts = cstatus.map(|c| c.restart_count).unwrap_or(0);
         let key = (uid.clone(), name.to_string(), restarts);
@@ -437,7 +442,9 @@ impl Kubelet {
             .as_ref()
             .and_then(|s| s.containers.iter().find(|c| c.name == name))
             .ok_or_else(|| {
-                KubeletError::BadRequest(format!("container {name} is not valid for pod {pod_name}"))
+                KubeletError::BadRequest(format!(
+                    "container {name} is not valid for pod {pod_name}"
+                ))
             })?;
         let objs = self.pod_objects(pod).await?;
         let fresh = Arc::new(SimContainer::new(pod, spec, &objs, started));
@@ -462,8 +469,11 @@ impl Kubelet {
         let Ok(list) = pods.list(&Default::default()).await else {
             return;
         };
-        let live: std::collections::HashSet<String> =
-            list.items.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+        let live: std::collections::HashSet<String> = list
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
         let mut map = self.lock();
         map.retain(|(uid, _, _), c| {
             let keep = live.contains(uid);
@@ -476,7 +486,11 @@ impl Kubelet {
 
     /// Read the ConfigMaps and Secrets the pod's volumes and env refer to.
     async fn pod_objects(&self, pod: &Pod) -> Result<PodObjects, KubeletError> {
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let mut cms = std::collections::BTreeSet::new();
         let mut secrets = std::collections::BTreeSet::new();
         if let Some(spec) = &pod.spec {

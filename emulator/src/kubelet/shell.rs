@@ -22,43 +22,47 @@ use super::container::{AccessSink, SimContainer, image_short_name, quote_word};
 use super::fs::{self, Entry, FsError};
 use super::tar;
 
-/// Standard input of a process.
+/// Standard input of a process; clones share one underlying stream (as the commands of a shell
+/// script share the shell's stdin).
+#[derive(Clone)]
 pub struct Stdin {
+    inner: Arc<tokio::sync::Mutex<StdinInner>>,
+}
+
+struct StdinInner {
     rx: Option<mpsc::Receiver<Bytes>>,
     pending: Vec<Bytes>,
 }
 
 impl Stdin {
+    fn from_parts(rx: Option<mpsc::Receiver<Bytes>>, pending: Vec<Bytes>) -> Stdin {
+        Stdin {
+            inner: Arc::new(tokio::sync::Mutex::new(StdinInner { rx, pending })),
+        }
+    }
+
     /// A stdin fed by a channel (closed channel = EOF).
     pub fn channel(rx: mpsc::Receiver<Bytes>) -> Stdin {
-        Stdin {
-            rx: Some(rx),
-            pending: Vec::new(),
-        }
+        Stdin::from_parts(Some(rx), Vec::new())
     }
 
     /// A stdin holding fixed bytes.
     pub fn bytes(data: Vec<u8>) -> Stdin {
-        Stdin {
-            rx: None,
-            pending: vec![Bytes::from(data)],
-        }
+        Stdin::from_parts(None, vec![Bytes::from(data)])
     }
 
     /// An empty stdin (`/dev/null`).
     pub fn null() -> Stdin {
-        Stdin {
-            rx: None,
-            pending: Vec::new(),
-        }
+        Stdin::from_parts(None, Vec::new())
     }
 
     /// Next chunk, or `None` at EOF.
     pub async fn next(&mut self) -> Option<Bytes> {
-        if !self.pending.is_empty() {
-            return Some(self.pending.remove(0));
+        let mut inner = self.inner.lock().await;
+        if !inner.pending.is_empty() {
+            return Some(inner.pending.remove(0));
         }
-        match self.rx.as_mut() {
+        match inner.rx.as_mut() {
             Some(rx) => rx.recv().await,
             None => None,
         }
@@ -96,7 +100,10 @@ impl Sink {
             Sink::Chan(tx) => {
                 let _ = tx.send(data).await;
             }
-            Sink::Buf(b) => b.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&data),
+            Sink::Buf(b) => b
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&data),
             Sink::Null => {}
         }
     }
@@ -235,7 +242,9 @@ pub fn run<'a>(ctx: &'a mut Ctx, argv: Vec<String>, io: Io) -> BoxFut<'a> {
             "trap" | "wait" => 0,
             c if c == short || c == "nginx" || c == "httpd" => serve(ctx, &cmd, &io).await,
             _ => {
-                io.stderr.print(format!("{name}: command not found\n")).await;
+                io.stderr
+                    .print(format!("{name}: command not found\n"))
+                    .await;
                 127
             }
         }
@@ -256,7 +265,10 @@ async fn echo(args: &[String], io: &Io) -> i32 {
 }
 
 async fn cat(ctx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let files: Vec<&String> = args.iter().filter(|a| !a.starts_with('-') || *a == "-").collect();
+    let files: Vec<&String> = args
+        .iter()
+        .filter(|a| !a.starts_with('-') || *a == "-")
+        .collect();
     if files.is_empty() {
         while let Some(b) = io.stdin.next().await {
             io.stdout.write(b).await;
@@ -820,7 +832,9 @@ async fn tar_cmd(ctx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
                 let abs = ctx.path(f);
                 let res = ctx.container.fs().write(&abs, Bytes::from(archive), None);
                 if let Err(e) = res {
-                    io.stderr.print(format!("tar: {f}: Cannot open: {e}\n")).await;
+                    io.stderr
+                        .print(format!("tar: {f}: Cannot open: {e}\n"))
+                        .await;
                     return 2;
                 }
             }
@@ -853,7 +867,9 @@ async fn tar_cmd(ctx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
                 Ok(m) => m,
                 Err(e) => {
                     io.stderr
-                        .print(format!("tar: {e}\ntar: Exiting with failure status due to previous errors\n"))
+                        .print(format!(
+                            "tar: {e}\ntar: Exiting with failure status due to previous errors\n"
+                        ))
                         .await;
                     return 2;
                 }
@@ -869,10 +885,7 @@ async fn tar_cmd(ctx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
                 let rel = mem.name.trim_start_matches('/');
                 if rel.split('/').any(|p| p == "..") {
                     io.stderr
-                        .print(format!(
-                            "tar: {}: Member name contains '..'\n",
-                            mem.name
-                        ))
+                        .print(format!("tar: {}: Member name contains '..'\n", mem.name))
                         .await;
                     status = 2;
                     continue;
@@ -1070,8 +1083,7 @@ fn tokenize(ctx: &Ctx, script: &str) -> Result<Vec<Tok>, String> {
                 if c == '<' {
                     toks.push(Tok::Op("<"));
                     i += 1;
-                } else if fd2 && chars.get(i + 1) == Some(&'&') && chars.get(i + 2) == Some(&'1')
-                {
+                } else if fd2 && chars.get(i + 1) == Some(&'&') && chars.get(i + 2) == Some(&'1') {
                     toks.push(Tok::Op("2>&1"));
                     i += 3;
                 } else if chars.get(i + 1) == Some(&'>') {
@@ -1103,9 +1115,7 @@ fn tokenize(ctx: &Ctx, script: &str) -> Result<Vec<Tok>, String> {
                             i += 1;
                             break;
                         }
-                        Some('\\')
-                            if matches!(chars.get(i + 1), Some('"' | '\\' | '$' | '`')) =>
-                        {
+                        Some('\\') if matches!(chars.get(i + 1), Some('"' | '\\' | '$' | '`')) => {
                             word.push(chars[i + 1]);
                             i += 2;
                         }
@@ -1297,12 +1307,12 @@ async fn run_pipeline(ctx: &mut Ctx, toks: Vec<Tok>, io: &mut Io) -> i32 {
         .map(<[Tok]>::to_vec)
         .collect();
     if stages.len() == 1 {
-        let stdin = std::mem::replace(&mut io.stdin, Stdin::null());
+        let stdin = io.stdin.clone();
         let status = run_simple(ctx, &stages[0], stdin, io.stdout.clone(), io.stderr.clone()).await;
         return status;
     }
     // Buffered pipeline: each stage runs to completion, its output feeding the next.
-    let mut input = std::mem::replace(&mut io.stdin, Stdin::null());
+    let mut input = io.stdin.clone();
     let mut status = 0;
     let last = stages.len() - 1;
     for (n, stage) in stages.iter().enumerate() {

@@ -42,7 +42,9 @@ pub enum UpgradeError {
         asked: String,
     },
     /// No common subprotocol.
-    #[error("no supported WebSocket subprotocol: the client offered [{asked}], the server accepts [{offered}]")]
+    #[error(
+        "no supported WebSocket subprotocol: the client offered [{asked}], the server accepts [{offered}]"
+    )]
     NoProtocol {
         /// Subprotocols we accept.
         offered: String,
