@@ -636,10 +636,11 @@ pub fn compute_status(
     conditions.push(prog);
     // Other conditions (e.g. ReplicaFailure) are kept.
     for c in &prev_conds {
-        if c.type_ != "Available" && c.type_ != "Progressing" {
-            if let Ok(v) = serde_json::to_value(c) {
-                conditions.push(v);
-            }
+        if c.type_ != "Available"
+            && c.type_ != "Progressing"
+            && let Ok(v) = serde_json::to_value(c)
+        {
+            conditions.push(v);
         }
     }
     let mut status = json!({
@@ -804,14 +805,14 @@ impl Controller {
         let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &ns);
 
         // A template brought back (rollback) gets the next revision.
-        if let Some(n) = new_rs.as_ref() {
-            if revision_of(n) <= max_old_revision {
-                let replicas = n.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                new_rs = Some(
-                    self.scale(&d, n, replicas, Some(max_old_revision + 1))
-                        .await?,
-                );
-            }
+        if let Some(n) = new_rs.as_ref()
+            && revision_of(n) <= max_old_revision
+        {
+            let replicas = n.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            new_rs = Some(
+                self.scale(&d, n, replicas, Some(max_old_revision + 1))
+                    .await?,
+            );
         }
         let step = plan(&d, new_rs.as_ref().map(RsView::of).as_ref(), &old_views);
         let mut created_new = false;
@@ -989,10 +990,10 @@ pub(crate) fn start(
         if let Some(k) = a.clone() {
             q.add(k);
         }
-        if let Some(k) = b {
-            if Some(&k) != a.as_ref() {
-                q.add(k);
-            }
+        if let Some(k) = b
+            && Some(&k) != a.as_ref()
+        {
+            q.add(k);
         }
     }));
     let ds = Arc::clone(&caches.deployments);

@@ -21,6 +21,9 @@ use super::queue::Key;
 /// "did not exist" / "deleted").
 pub type Handler<K> = Box<dyn Fn(Option<&Arc<K>>, Option<&Arc<K>>) + Send + Sync>;
 
+/// A change reported to handlers: (previous, new).
+type Change<K> = (Option<Arc<K>>, Option<Arc<K>>);
+
 struct Inner<K> {
     objects: HashMap<Key, Arc<K>>,
     by_owner: HashMap<String, HashSet<Key>>,
@@ -132,10 +135,10 @@ impl<K: Resource + Clone + Send + Sync + 'static> Cache<K> {
         let old = inner.objects.insert(key.clone(), Arc::clone(&obj));
         let old_owner = old.as_deref().and_then(controller_uid).map(str::to_string);
         let new_owner = controller_uid(obj.as_ref()).map(str::to_string);
-        if old_owner != new_owner {
-            if let Some(o) = old_owner {
-                Self::unindex(inner, &o, &key);
-            }
+        if old_owner != new_owner
+            && let Some(o) = old_owner
+        {
+            Self::unindex(inner, &o, &key);
         }
         if let Some(n) = new_owner {
             inner.by_owner.entry(n).or_default().insert(key);
@@ -165,10 +168,10 @@ impl<K: Resource + Clone + Send + Sync + 'static> Cache<K> {
     pub fn observe_write(&self, obj: K) {
         let mut g = self.write();
         let key = key_of(&obj);
-        if let Some(cur) = g.objects.get(&key) {
-            if !not_older(cur.as_ref(), &obj) {
-                return;
-            }
+        if let Some(cur) = g.objects.get(&key)
+            && !not_older(cur.as_ref(), &obj)
+        {
+            return;
         }
         Self::insert_locked(&mut g, Arc::new(obj));
     }
@@ -179,10 +182,10 @@ impl<K: Resource + Clone + Send + Sync + 'static> Cache<K> {
         let old = {
             let mut g = self.write();
             let key = key_of(new.as_ref());
-            if let Some(cur) = g.objects.get(&key) {
-                if !not_older(cur.as_ref(), new.as_ref()) {
-                    return; // a write-through already holds a newer version
-                }
+            if let Some(cur) = g.objects.get(&key)
+                && !not_older(cur.as_ref(), new.as_ref())
+            {
+                return; // a write-through already holds a newer version
             }
             Self::insert_locked(&mut g, Arc::clone(&new))
         };
@@ -198,7 +201,7 @@ impl<K: Resource + Clone + Send + Sync + 'static> Cache<K> {
 
     /// Replaces the whole content after a (re)list, calling handlers for what changed.
     fn replace(&self, listed: HashMap<Key, K>) {
-        let mut changes: Vec<(Option<Arc<K>>, Option<Arc<K>>)> = Vec::new();
+        let mut changes: Vec<Change<K>> = Vec::new();
         {
             let mut g = self.write();
             let gone: Vec<Key> = g

@@ -184,10 +184,10 @@ pub fn running_status(pod: &Pod, host_ip: &str, pod_ip: &str, now: &str) -> Valu
     conditions.push(cond("ContainersReady", "True", None, None));
     conditions.push(cond("PodScheduled", "True", None, None));
     for c in existing {
-        if !KUBELET_CONDITIONS.contains(&c.type_.as_str()) {
-            if let Ok(v) = serde_json::to_value(c) {
-                conditions.push(v);
-            }
+        if !KUBELET_CONDITIONS.contains(&c.type_.as_str())
+            && let Ok(v) = serde_json::to_value(c)
+        {
+            conditions.push(v);
         }
     }
     let spec = pod.spec.as_ref();
@@ -362,13 +362,13 @@ impl Kubelet {
                 s.first_seen.remove(&key);
                 s.parked.remove(&key);
                 s.orphaned_since.remove(&key);
-            } else if let Some(ip) = ip {
-                if s.pod_ips.get(&key) != Some(&ip) {
-                    if let Some(prev) = s.pod_ips.insert(key.clone(), ip.clone()) {
-                        s.ips.release(&prev);
-                    }
-                    s.ips.mark(&ip);
+            } else if let Some(ip) = ip
+                && s.pod_ips.get(&key) != Some(&ip)
+            {
+                if let Some(prev) = s.pod_ips.insert(key.clone(), ip.clone()) {
+                    s.ips.release(&prev);
                 }
+                s.ips.mark(&ip);
             }
         }
         if let Some(p) = new {
@@ -467,10 +467,10 @@ impl Kubelet {
                 };
                 {
                     let mut s = self.lock();
-                    if let Some(prev) = s.pod_ips.insert(key.clone(), ip.clone()) {
-                        if prev != ip {
-                            s.ips.release(&prev);
-                        }
+                    if let Some(prev) = s.pod_ips.insert(key.clone(), ip.clone())
+                        && prev != ip
+                    {
+                        s.ips.release(&prev);
                     }
                 }
                 ip

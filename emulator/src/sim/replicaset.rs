@@ -280,29 +280,29 @@ impl Controller {
         if let Some(p) = new {
             if let Some(rs) = &new_owner {
                 let mut e = self.exp();
-                if old.is_none() {
-                    if let Some(x) = e.get_mut(rs) {
-                        x.adds -= 1;
-                    }
+                if old.is_none()
+                    && let Some(x) = e.get_mut(rs)
+                {
+                    x.adds -= 1;
                 }
-                if p.metadata.deletion_timestamp.is_some() {
-                    if let Some(x) = e.get_mut(rs) {
-                        x.dels.remove(&key_of(p.as_ref()));
-                    }
+                if p.metadata.deletion_timestamp.is_some()
+                    && let Some(x) = e.get_mut(rs)
+                {
+                    x.dels.remove(&key_of(p.as_ref()));
                 }
             }
-        } else if let (Some(p), Some(rs)) = (old, &old_owner) {
-            if let Some(x) = self.exp().get_mut(rs) {
-                x.dels.remove(&key_of(p.as_ref()));
-            }
+        } else if let (Some(p), Some(rs)) = (old, &old_owner)
+            && let Some(x) = self.exp().get_mut(rs)
+        {
+            x.dels.remove(&key_of(p.as_ref()));
         }
         if let Some(k) = old_owner.clone() {
             self.queue.add(k);
         }
-        if let Some(k) = new_owner {
-            if Some(&k) != old_owner.as_ref() {
-                self.queue.add(k);
-            }
+        if let Some(k) = new_owner
+            && Some(&k) != old_owner.as_ref()
+        {
+            self.queue.add(k);
         }
     }
 

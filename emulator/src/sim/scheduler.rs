@@ -97,15 +97,15 @@ impl Demand {
 
 /// Whether `toleration` tolerates `taint` (`v1.Toleration.ToleratesTaint`).
 pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = toleration.effect.as_deref().filter(|e| !e.is_empty()) {
-        if effect != taint.effect {
-            return false;
-        }
+    if let Some(effect) = toleration.effect.as_deref().filter(|e| !e.is_empty())
+        && effect != taint.effect
+    {
+        return false;
     }
-    if let Some(key) = toleration.key.as_deref().filter(|k| !k.is_empty()) {
-        if key != taint.key {
-            return false;
-        }
+    if let Some(key) = toleration.key.as_deref().filter(|k| !k.is_empty())
+        && key != taint.key
+    {
+        return false;
     }
     match toleration.operator.as_deref() {
         Some("Exists") => true,
@@ -423,10 +423,10 @@ impl Scheduler {
                 s.unschedulable.remove(&key);
             }
         }
-        if let Some(p) = new {
-            if needs_scheduling(p) {
-                self.queue.add(key);
-            }
+        if let Some(p) = new
+            && needs_scheduling(p)
+        {
+            self.queue.add(key);
         }
         if requeue_unschedulable {
             self.requeue_unschedulable();
