@@ -437,7 +437,7 @@ fn make_condition(
     progress: bool,
 ) -> Value {
     let time = |c: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
-        c.map(|t| t.0.to_string())
+        c.map(|t| super::fmt_time(t.0))
             .unwrap_or_else(|| now.to_string())
     };
     match prev {
@@ -474,7 +474,7 @@ pub fn compute_status(
     let desired = spec.and_then(|s| s.replicas).unwrap_or(1).max(0);
     let prev = d.status.clone().unwrap_or_default();
     let prev_conds = prev.conditions.clone().unwrap_or_default();
-    let now_s = now.to_string();
+    let now_s = super::fmt_time(now);
     let replicas: i32 = all.iter().map(|r| r.actual).sum();
     let spec_total: i32 = all.iter().map(|r| r.replicas).sum();
     let updated = new.map_or(0, |n| n.actual);
@@ -1309,5 +1309,13 @@ mod tests {
         let (s1, _) = compute_status(&d, Some(&new), std::slice::from_ref(&new), false, t1);
         assert_eq!(s0, s1);
         assert!(status_matches(&d, &s1));
+        // Sub-second clocks do not leak into the wire format (metav1.Time has whole seconds).
+        let frac: k8s_openapi::jiff::Timestamp = "2025-01-01T00:06:00.5Z".parse().unwrap();
+        let (s2, _) = compute_status(&d, Some(&new), std::slice::from_ref(&new), false, frac);
+        assert!(status_matches(&d, &s2));
+        let mut d2 = deployment(2, json!({}));
+        let (s3, _) = compute_status(&d2, Some(&new), std::slice::from_ref(&new), false, frac);
+        d2.status = serde_json::from_value(s3.clone()).unwrap();
+        assert!(status_matches(&d2, &s3));
     }
 }

@@ -149,14 +149,14 @@ pub fn running_status(pod: &Pod, host_ip: &str, pod_ip: &str, now: &str) -> Valu
         .unwrap_or_default();
     let start = status
         .and_then(|s| s.start_time.as_ref())
-        .map(|t| t.0.to_string())
+        .map(|t| super::fmt_time(t.0))
         .unwrap_or_else(|| now.to_string());
     // Keep a condition's lastTransitionTime when its status does not change.
     let cond = |type_: &str, st: &str, reason: Option<&str>, message: Option<&str>| {
         let since = condition_status(existing, type_)
             .filter(|c| c.status == st)
             .and_then(|c| c.last_transition_time.as_ref())
-            .map(|t| t.0.to_string())
+            .map(|t| super::fmt_time(t.0))
             .unwrap_or_else(|| now.to_string());
         let mut c = json!({"type": type_, "status": st, "lastProbeTime": null, "lastTransitionTime": since});
         if let Some(r) = reason {

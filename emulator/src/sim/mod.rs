@@ -144,6 +144,11 @@ pub(crate) fn now_time() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Formats a timestamp as `metav1.Time` does on the wire (RFC 3339, whole seconds, `Z`).
+pub(crate) fn fmt_time(t: k8s_openapi::jiff::Timestamp) -> String {
+    k8s_openapi::jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%SZ", t).unwrap_or_default()
+}
+
 /// Current time as an RFC 3339 `metav1.MicroTime` (microseconds precision, `Z`).
 pub(crate) fn now_micro() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
