@@ -120,7 +120,7 @@ async fn one_leader_and_a_standby_takes_over_when_it_dies() {
     );
     // …and within the lease duration plus a (jittered) retry period, with scheduling slack.
     assert!(
-        took_total <= LEASE + RETRY * 2 + Duration::from_millis(500),
+        took_total <= LEASE + RETRY * 2 + Duration::from_secs(1),
         "too slow: {took_total:?}"
     );
     let (holder_id, transitions) = holder(&client, "tycho-test").await;
