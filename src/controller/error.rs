@@ -40,7 +40,7 @@ pub enum ControllerError {
         name: String,
         /// The client error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Serializing an object failed.
     #[error("serializing {kind} {name}: {source}")]
@@ -126,7 +126,7 @@ impl ControllerError {
             kind,
             namespace,
             name,
-            source,
+            source: Box::new(source),
         }
     }
 }

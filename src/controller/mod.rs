@@ -1,11 +1,342 @@
 //! The reconciling controller: a kube-runtime Controller on System that applies what [`crate::render`]
-//! produces, prunes what it no longer produces, writes a deterministic status, and collects the Systems of
-//! expired sessions.
+//! produces (forced server-side apply, one field manager), prunes what it no longer produces, corrects
+//! drift, writes a deterministic status, and collects the Systems of ended sessions.
+//!
+//! Layout:
+//! - [`run`] wires one Controller per watched namespace (or one cluster-wide), the metrics and health
+//!   endpoints, and graceful shutdown;
+//! - `reconcile` (private) orchestrates read → session → validate → render → apply → prune → status;
+//! - pure logic lives in [`session`] (expiry with an injected clock), [`status`], [`diff`] (whether an
+//!   apply would change anything) and [`backoff`].
+//!
+//! Triggers: every System change; changes of the children it owns (Deployment, Service, ConfigMap, by
+//! owner reference; Pods by their `tycho.dev/system` label, so a crash-looping Deployment pod shows up as
+//! Degraded); changes of the session Leases and PersistentVolumeClaims the Systems name (mapped through the
+//! Systems cache); and a requeue at the exact instant a session or lifetime expires.
 
 pub mod backoff;
 pub mod diff;
 pub mod error;
+pub mod metrics;
+mod reconcile;
 pub mod session;
 pub mod status;
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Semaphore, watch};
+use tracing::{debug, info, warn};
+
 pub use error::ControllerError;
+
+use crate::model::{LABEL_MANAGED_BY, LABEL_SYSTEM, MANAGED_BY, System};
+use crate::render::{RenderSettings, Renderer};
+
+use self::backoff::{BackoffPolicy, Backoffs};
+use self::metrics::{Health, Metrics};
+use self::reconcile::{Context, NodeCache, error_policy, reconcile};
+use self::session::{Clock, LeaseKey, LeaseView, SessionTracker, SystemClock};
+
+/// The one field manager of every write Tycho makes.
+pub const FIELD_MANAGER: &str = "tycho";
+
+/// Settings of the controller.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Namespaces to watch; empty means cluster-wide.
+    pub namespaces: Vec<String>,
+    /// Most reconciles running at once (0: unbounded).
+    pub concurrency: u16,
+    /// Rendering settings (GPU resource name, template override directory).
+    pub render: RenderSettings,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (None: not served).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Duration of a session Lease that sets no `leaseDurationSeconds`.
+    pub default_session_duration: Duration,
+    /// Allowance for clock differences when judging a Lease seen for the first time.
+    pub session_tolerance: Duration,
+    /// Safety requeue of a healthy System (catches missed watch events).
+    pub resync: Duration,
+    /// Backoff of transient errors.
+    pub backoff: BackoffPolicy,
+    /// The clock (injected for tests).
+    pub clock: Arc<dyn Clock>,
+    /// Instance name reported on Events (default: the host name).
+    pub instance: Option<String>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            namespaces: Vec::new(),
+            concurrency: 8,
+            render: RenderSettings::default(),
+            metrics_addr: None,
+            default_session_duration: Duration::from_secs(30),
+            session_tolerance: Duration::from_secs(5),
+            resync: Duration::from_secs(600),
+            backoff: BackoffPolicy::default(),
+            clock: Arc::new(SystemClock),
+            instance: None,
+        }
+    }
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Maps a Lease event to the Systems naming it, recording the sighting for the session logic.
+fn lease_mapper(
+    store: Store<System>,
+    sessions: Arc<Mutex<SessionTracker>>,
+    clock: Arc<dyn Clock>,
+) -> impl Fn(Lease) -> Vec<ObjectRef<System>> + Send + Sync + 'static {
+    move |lease: Lease| {
+        let (Some(ns), Some(name)) = (
+            lease.metadata.namespace.clone(),
+            lease.metadata.name.clone(),
+        ) else {
+            return Vec::new();
+        };
+        let refs: Vec<ObjectRef<System>> = store
+            .state_filter(|s| {
+                s.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && s.spec.session.as_deref() == Some(name.as_str())
+            })
+            .iter()
+            .map(|s| ObjectRef::from_obj(s.as_ref()))
+            .collect();
+        if !refs.is_empty()
+            && let Ok(mut tracker) = sessions.lock()
+        {
+            tracker.observe(
+                &LeaseKey::new(ns, name),
+                &LeaseView::from_lease(&lease),
+                clock.now(),
+            );
+        }
+        refs
+    }
+}
+
+/// Maps a PersistentVolumeClaim event to the Systems mounting it (so a claim created late starts them).
+fn claim_mapper(
+    store: Store<System>,
+) -> impl Fn(PersistentVolumeClaim) -> Vec<ObjectRef<System>> + Send + Sync {
+    move |claim: PersistentVolumeClaim| {
+        let (Some(ns), Some(name)) = (
+            claim.metadata.namespace.clone(),
+            claim.metadata.name.clone(),
+        ) else {
+            return Vec::new();
+        };
+        store
+            .state_filter(|s| {
+                s.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && s.spec.volumes.iter().any(|v| v.claim == name)
+            })
+            .iter()
+            .map(|s| ObjectRef::from_obj(s.as_ref()))
+            .collect()
+    }
+}
+
+/// Maps a Pod event to its System through the `tycho.dev/system` label (Deployment pods are owned by a
+/// ReplicaSet, so owner references would not reach the System).
+fn pod_mapper(pod: Pod) -> Option<ObjectRef<System>> {
+    let ns = pod.metadata.namespace.as_deref()?;
+    let system = pod.metadata.labels.as_ref()?.get(LABEL_SYSTEM)?;
+    Some(ObjectRef::new(system).within(ns))
+}
+
+/// Run the controller until `shutdown` resolves (then finish running reconciles and return).
+///
+/// Watches the namespaces of `config.namespaces` (cluster-wide when empty), serves metrics and health on
+/// `config.metrics_addr`, and is ready (`/readyz`) once the System CRD answers and every Systems cache
+/// has synced.
+pub async fn run(
+    client: Client,
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    let renderer = Renderer::new(config.render.clone()).map_err(ControllerError::Templates)?;
+    let metrics = Arc::new(Metrics::new());
+    let sessions = Arc::new(Mutex::new(SessionTracker::new(
+        config.default_session_duration,
+        config.session_tolerance,
+    )));
+    let clock = config.clock.clone();
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let mut scopes: Vec<Option<String>> =
+        config.namespaces.iter().map(|n| Some(n.clone())).collect();
+    scopes.sort();
+    scopes.dedup();
+    if scopes.is_empty() {
+        scopes.push(None);
+    }
+
+    let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
+    let mut controllers = Vec::new();
+    let mut stores = Vec::new();
+    for scope in &scopes {
+        let ns = scope.as_deref();
+        let ctrl = Controller::new(
+            scoped::<System>(&client, ns),
+            watcher::Config::default().any_semantic(),
+        );
+        let store = ctrl.store();
+        let ctrl = ctrl
+            .owns(scoped::<Deployment>(&client, ns), managed.clone())
+            .owns(scoped::<Service>(&client, ns), managed.clone())
+            .owns(scoped::<ConfigMap>(&client, ns), managed.clone())
+            .watches(scoped::<Pod>(&client, ns), managed.clone(), pod_mapper)
+            .watches(
+                scoped::<Lease>(&client, ns),
+                watcher::Config::default(),
+                lease_mapper(store.clone(), sessions.clone(), clock.clone()),
+            )
+            .watches(
+                scoped::<PersistentVolumeClaim>(&client, ns),
+                watcher::Config::default(),
+                claim_mapper(store.clone()),
+            )
+            .with_config(controller::Config::default().concurrency(config.concurrency))
+            .graceful_shutdown_on(stopped(stop_rx.clone()));
+        controllers.push(ctrl);
+        stores.push(store);
+    }
+
+    // Health and metrics.
+    let ready = Arc::new(AtomicBool::new(false));
+    let server = match config.metrics_addr {
+        Some(addr) => {
+            let (listener, local) = metrics::bind(addr).await?;
+            info!(%local, "serving /metrics, /healthz and /readyz");
+            let health = Health {
+                metrics: metrics.clone(),
+                ready: ready.clone(),
+                stores: stores.clone(),
+            };
+            let stop = stopped(stop_rx.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = metrics::serve(listener, health, stop).await {
+                    warn!(error = %e, "metrics server stopped");
+                }
+            }))
+        }
+        None => None,
+    };
+    let readiness = {
+        let probe: Api<System> = scoped(&client, scopes.first().cloned().flatten().as_deref());
+        let stores = stores.clone();
+        let ready = ready.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let wait = async {
+                loop {
+                    match probe.list_metadata(&ListParams::default().limit(1)).await {
+                        Ok(_) => break,
+                        Err(e) => {
+                            warn!(error = %e, "the System CRD (systems.tycho.dev) is not served yet; not ready");
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
+                    }
+                }
+                for s in &stores {
+                    if s.wait_until_ready().await.is_err() {
+                        return;
+                    }
+                }
+                ready.store(true, Ordering::SeqCst);
+                info!("caches synced; ready");
+            };
+            tokio::select! {
+                () = wait => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        })
+    };
+
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.to_string(),
+        instance: config.instance.clone(),
+    };
+    let reporter = match reporter.instance {
+        Some(_) => reporter,
+        None => Reporter::from(FIELD_MANAGER),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        renderer,
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        sessions,
+        backoffs: Mutex::new(Backoffs::new(config.backoff)),
+        clock,
+        nodes: tokio::sync::Mutex::new(NodeCache::default()),
+        systems: stores.clone(),
+        resync: config.resync,
+        permits: (config.concurrency > 0).then(|| Semaphore::new(usize::from(config.concurrency))),
+    });
+
+    tokio::spawn(async move {
+        shutdown.await;
+        info!("shutting down: finishing running reconciles");
+        let _ = stop_tx.send(true);
+    });
+
+    info!(namespaces = ?config.namespaces, concurrency = config.concurrency, "controller starting");
+    let runs = controllers.into_iter().map(|c| {
+        c.run(reconcile, error_policy, ctx.clone())
+            .for_each(|res| async move {
+                match res {
+                    Ok((obj, _)) => debug!(system = %obj, "reconcile done"),
+                    Err(controller::Error::ObjectNotFound(obj)) => {
+                        debug!(%obj, "trigger for a System no longer cached")
+                    }
+                    Err(controller::Error::ReconcilerFailed(e, obj)) => {
+                        debug!(%obj, error = %e, "reconcile failed")
+                    }
+                    Err(e) => warn!(error = %e, "controller"),
+                }
+            })
+    });
+    futures::future::join_all(runs).await;
+    readiness.abort();
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    info!("controller stopped");
+    Ok(())
+}

@@ -334,8 +334,9 @@ impl SessionTracker {
         self.entries.get(key).map(|e| e.state(now.as_millisecond()))
     }
 
-    /// Collection of the session began at `now`: from here on it stays collected.
-    pub fn mark_collected(&mut self, key: &LeaseKey, now: Timestamp) {
+    /// Collection of the session began at `now`: from here on it stays collected. Returns whether it was
+    /// not marked before.
+    pub fn mark_collected(&mut self, key: &LeaseKey, now: Timestamp) -> bool {
         let now = now.as_millisecond();
         let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
             marker: RenewalMarker {
@@ -350,14 +351,16 @@ impl SessionTracker {
             collected: false,
             expired_at: None,
         });
-        if !entry.collected {
-            entry.expired_at = entry
-                .state(now)
-                .ended_at()
-                .map(|t| t.as_millisecond())
-                .or(Some(now));
-            entry.collected = true;
+        if entry.collected {
+            return false;
         }
+        entry.expired_at = entry
+            .state(now)
+            .ended_at()
+            .map(|t| t.as_millisecond())
+            .or(Some(now));
+        entry.collected = true;
+        true
     }
 
     /// Drop what is known of a Lease (after it was deleted, or when no System names it any more).
@@ -564,7 +567,8 @@ mod tests {
         t.observe(&key(), &lease("1", T0, Some(30)), ts(T0));
         let expired = t.observe(&key(), &lease("1", T0, Some(30)), ts(T0 + 30_000));
         assert!(expired.must_collect());
-        t.mark_collected(&key(), ts(T0 + 30_001));
+        assert!(t.mark_collected(&key(), ts(T0 + 30_001)));
+        assert!(!t.mark_collected(&key(), ts(T0 + 30_002)));
         let s = t.observe(&key(), &lease("2", T0 + 31_000, Some(30)), ts(T0 + 31_000));
         assert_eq!(
             s,

@@ -533,6 +533,22 @@ fn compute_endpoints(
     out
 }
 
+/// The address endpoint URLs use: of the first node (by name) that reports one, its ExternalIP if any,
+/// else its InternalIP.
+pub fn pick_node_address(nodes: &[k8s_openapi::api::core::v1::Node]) -> Option<String> {
+    let mut nodes: Vec<_> = nodes.iter().collect();
+    nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    nodes.iter().find_map(|n| {
+        let addrs = n.status.as_ref()?.addresses.as_ref()?;
+        ["ExternalIP", "InternalIP"].iter().find_map(|t| {
+            addrs
+                .iter()
+                .find(|a| a.type_ == *t)
+                .map(|a| a.address.clone())
+        })
+    })
+}
+
 /// Order-independent comparison of a stored status with a computed one: true when writing `new` would change
 /// nothing (conditions compared as a set keyed by type).
 pub fn same_status(stored: Option<&SystemStatus>, new: &SystemStatus) -> bool {
@@ -947,6 +963,40 @@ mod tests {
         assert_eq!(st.phase, Some(Phase::Pending));
         assert_eq!(st.ready.as_deref(), Some("0/0"));
         assert_eq!(condition(&st, READY).reason, "Paused");
+    }
+
+    #[test]
+    fn node_address_prefers_external_of_first_node() {
+        use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus};
+        let node = |name: &str, addrs: &[(&str, &str)]| Node {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            status: Some(NodeStatus {
+                addresses: Some(
+                    addrs
+                        .iter()
+                        .map(|(t, a)| NodeAddress {
+                            type_: (*t).into(),
+                            address: (*a).into(),
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let nodes = [
+            node(
+                "b",
+                &[("InternalIP", "10.0.0.2"), ("ExternalIP", "1.2.3.4")],
+            ),
+            node("a", &[("Hostname", "a"), ("InternalIP", "10.0.0.1")]),
+        ];
+        assert_eq!(pick_node_address(&nodes).as_deref(), Some("10.0.0.1"));
+        assert_eq!(pick_node_address(&nodes[..1]).as_deref(), Some("1.2.3.4"));
+        assert_eq!(pick_node_address(&[]), None);
     }
 
     #[test]
