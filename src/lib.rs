@@ -7,4 +7,5 @@ pub mod controller;
 pub mod leader;
 pub mod model;
 pub mod render;
+pub mod sdk;
 pub mod validate;
