@@ -1,23 +1,178 @@
 //! `tycho dev` and `tycho sim`: an emulated cluster on this machine.
+//!
+//! `tycho dev` is the embedded default: the Kubernetes API emulator with simulated nodes, the System
+//! CRD installed and the controller running in the same process. `tycho sim` starts only the emulator,
+//! for tests, benchmarks and other tools.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, CustomResourceExt};
+use tycho_emulator::{Emulator, EmulatorConfig};
 
 use super::CliError;
+use super::ops::{ApplyArgs, ClusterArgs};
+use crate::controller::{ControllerConfig, run as run_controller};
+use crate::model::System;
+
+/// Options shared by `tycho dev` and `tycho sim`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EmulatorArgs {
+    /// Port of the emulated API server on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Where to write the kubeconfig for the emulated cluster.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Number of simulated nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// CPU capacity of each simulated node.
+    #[arg(long, default_value = "8")]
+    pub node_cpu: String,
+    /// Memory capacity of each simulated node.
+    #[arg(long, default_value = "32Gi")]
+    pub node_memory: String,
+    /// Milliseconds before a scheduled pod turns Running and Ready.
+    #[arg(long, default_value_t = 500)]
+    pub pod_ready_delay_ms: u64,
+    /// Change events kept for watch resume (older resourceVersions get 410 Gone).
+    #[arg(long, default_value_t = 10_000)]
+    pub watch_history: usize,
+}
+
+impl EmulatorArgs {
+    fn config(&self) -> EmulatorConfig {
+        EmulatorConfig {
+            port: self.port,
+            nodes: self.nodes,
+            node_cpu: self.node_cpu.clone(),
+            node_memory: self.node_memory.clone(),
+            pod_ready_delay: Duration::from_millis(self.pod_ready_delay_ms),
+            kubeconfig_path: self.kubeconfig.clone(),
+            watch_history: self.watch_history,
+            simulate: true,
+        }
+    }
+}
 
 /// Arguments of `tycho dev`.
 #[derive(clap::Args, Debug)]
-pub struct DevArgs {}
+pub struct DevArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub emulator: EmulatorArgs,
+    /// Systems to apply once the controller runs.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Where the controller serves /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub metrics_addr: SocketAddr,
+}
 
 /// Arguments of `tycho sim`.
 #[derive(clap::Args, Debug)]
-pub struct SimArgs {}
+pub struct SimArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub emulator: EmulatorArgs,
+}
+
+async fn start(args: &EmulatorArgs) -> Result<Emulator, CliError> {
+    Emulator::start(args.config())
+        .await
+        .map_err(|e| CliError::Failed(format!("cannot start the emulator: {e}")))
+}
+
+fn client_for(emu: &Emulator) -> Result<Client, CliError> {
+    let url = emu
+        .url()
+        .parse()
+        .map_err(|e| CliError::Failed(format!("emulator URL {}: {e}", emu.url())))?;
+    Client::try_from(kube::Config::new(url))
+        .map_err(|e| CliError::Failed(format!("cannot build a client: {e}")))
+}
+
+/// Install (server-side apply) the System CRD.
+pub async fn install_crd(client: &Client) -> Result<(), CliError> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = System::crd();
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    api.patch(&name, &PatchParams::apply("tycho").force(), &Patch::Apply(&crd))
+        .await
+        .map_err(|e| CliError::Failed(format!("cannot install the CRD {name}: {e}")))?;
+    Ok(())
+}
+
+fn say_kubeconfig(emu: &Emulator) {
+    let path = emu.kubeconfig_path().display();
+    println!("Kubernetes API emulator listening on {}", emu.url());
+    println!("kubeconfig: {path}");
+    println!("  export KUBECONFIG={path}");
+    println!("  kubectl get nodes,systems,pods,services");
+}
+
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No signal handler could be installed: run until killed.
+        std::future::pending::<()>().await;
+    }
+}
 
 /// Run `tycho dev`.
-pub async fn run_dev(_args: DevArgs) -> Result<ExitCode, CliError> {
-    Err(CliError::Failed("tycho dev: being written".into()))
+pub async fn run_dev(args: DevArgs) -> Result<ExitCode, CliError> {
+    let emu = start(&args.emulator).await?;
+    let client = client_for(&emu)?;
+    install_crd(&client).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = ControllerConfig {
+        metrics_addr: Some(args.metrics_addr),
+        ..ControllerConfig::default()
+    };
+    let controller = tokio::spawn(run_controller(client, config, async move {
+        let _ = stop_rx.await;
+    }));
+    say_kubeconfig(&emu);
+    println!("controller running; metrics on http://{}/metrics", args.metrics_addr);
+    for file in &args.files {
+        let apply = ApplyArgs {
+            file: file.clone(),
+            session: None,
+            force_conflicts: true,
+            cluster: ClusterArgs {
+                kubeconfig: Some(emu.kubeconfig_path().to_path_buf()),
+                ..ClusterArgs::default()
+            },
+        };
+        super::ops::apply(apply).await?;
+    }
+    println!("Press Ctrl-C to stop.");
+    tokio::select! {
+        _ = ctrl_c() => {}
+        res = controller => {
+            emu.shutdown().await;
+            return match res {
+                Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+                Ok(Err(e)) => Err(CliError::Failed(format!("controller stopped: {e}"))),
+                Err(e) => Err(CliError::Failed(format!("controller task failed: {e}"))),
+            };
+        }
+    }
+    let _ = stop_tx.send(());
+    emu.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Run `tycho sim`.
-pub async fn run_sim(_args: SimArgs) -> Result<ExitCode, CliError> {
-    Err(CliError::Failed("tycho sim: being written".into()))
+pub async fn run_sim(args: SimArgs) -> Result<ExitCode, CliError> {
+    let emu = start(&args.emulator).await?;
+    say_kubeconfig(&emu);
+    println!("Press Ctrl-C to stop.");
+    ctrl_c().await;
+    emu.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }
