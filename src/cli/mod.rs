@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 pub mod controller;
 pub mod crd;
 pub mod dev;
+pub mod ops;
 pub mod render;
+pub mod run;
 
 /// Launch whole stacks on Kubernetes from a `System` resource, and collect them when their session ends.
 #[derive(Parser, Debug)]
@@ -48,6 +50,28 @@ pub enum Command {
     Sim(dev::SimArgs),
     /// Print the version.
     Version,
+    /// Run a container in a new session: tunnel its ports, optionally open a browser; Ctrl-C cleans up.
+    Run(run::RunArgs),
+    /// Server-side apply Systems from a file.
+    Apply(ops::ApplyArgs),
+    /// List Systems, or show one.
+    Get(ops::GetArgs),
+    /// Show a System's status, optionally waiting until it is Ready.
+    Status(ops::StatusArgs),
+    /// Delete Systems (their children go with them).
+    Delete(ops::DeleteArgs),
+    /// Print a System's container log.
+    Logs(ops::LogsArgs),
+    /// Run a command in a System's container.
+    Exec(ops::ExecArgs),
+    /// Copy one file into or out of a System's container.
+    Cp(ops::CpArgs),
+    /// Forward a local port to a System's container port until Ctrl-C.
+    Tunnel(ops::TunnelArgs),
+    /// Print shell completions.
+    Completions(ops::CompletionsArgs),
+    /// Print the man page (or write all pages to a directory).
+    Man(ops::ManArgs),
 }
 
 /// Parse the command line, run the command and turn its outcome into an exit code.
@@ -78,6 +102,17 @@ async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Render(args) => render::run(args),
         Command::Dev(args) => dev::run_dev(args).await,
         Command::Sim(args) => dev::run_sim(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Apply(args) => ops::apply(args).await,
+        Command::Get(args) => ops::get(args).await,
+        Command::Status(args) => ops::status(args).await,
+        Command::Delete(args) => ops::delete(args).await,
+        Command::Logs(args) => ops::logs(args).await,
+        Command::Exec(args) => ops::exec(args).await,
+        Command::Cp(args) => ops::cp(args).await,
+        Command::Tunnel(args) => ops::tunnel(args).await,
+        Command::Completions(args) => ops::completions(args),
+        Command::Man(args) => ops::man(args),
         Command::Version => {
             println!("tycho {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

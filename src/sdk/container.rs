@@ -57,7 +57,9 @@ pub(crate) fn sh_quote(s: &str) -> String {
 }
 
 struct ContainerInner {
-    location: Location,
+    client: kube::Client,
+    namespace: String,
+    location: Option<Location>,
     system: String,
     container: String,
     ports: Vec<u16>,
@@ -90,7 +92,9 @@ impl Container {
     ) -> Container {
         Container {
             inner: Arc::new(ContainerInner {
-                location,
+                client: location.client().clone(),
+                namespace: location.namespace().to_string(),
+                location: Some(location),
                 system,
                 container,
                 ports,
@@ -114,23 +118,70 @@ impl Container {
         &self.inner.ports
     }
 
-    /// The location (session) this container belongs to.
-    pub fn location(&self) -> &Location {
-        &self.inner.location
+    /// Attach to an existing System (no session is opened; the System's lifetime is not tied
+    /// to this handle). `container` picks one of its containers (default: the first).
+    pub async fn attach(
+        client: kube::Client,
+        namespace: &str,
+        system: &str,
+        container: Option<&str>,
+    ) -> Result<Container, SdkError> {
+        let api: Api<System> = Api::namespaced(client.clone(), namespace);
+        let sys = api
+            .get(system)
+            .await
+            .map_err(SdkError::api(format!("get System {system}")))?;
+        let spec = match container {
+            Some(c) => sys
+                .spec
+                .containers
+                .iter()
+                .find(|x| x.name == c)
+                .ok_or_else(|| {
+                    SdkError::InvalidSpec(format!(
+                        "System {system} has no container {c:?} (it has: {})",
+                        sys.spec
+                            .containers
+                            .iter()
+                            .map(|x| x.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?,
+            None => sys.spec.containers.first().ok_or_else(|| {
+                SdkError::InvalidSpec(format!("System {system} has no container"))
+            })?,
+        };
+        let ports = spec
+            .ports
+            .iter()
+            .filter(|p| p.expose)
+            .filter_map(|p| u16::try_from(p.port).ok())
+            .collect();
+        Ok(Container {
+            inner: Arc::new(ContainerInner {
+                client,
+                namespace: namespace.to_string(),
+                location: None,
+                system: system.to_string(),
+                container: spec.name.clone(),
+                ports,
+                pod: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The location (session) this container was spawned in; `None` when attached.
+    pub fn location(&self) -> Option<&Location> {
+        self.inner.location.as_ref()
     }
 
     fn pods(&self) -> Api<Pod> {
-        Api::namespaced(
-            self.inner.location.client().clone(),
-            self.inner.location.namespace(),
-        )
+        Api::namespaced(self.inner.client.clone(), &self.inner.namespace)
     }
 
     fn systems(&self) -> Api<System> {
-        Api::namespaced(
-            self.inner.location.client().clone(),
-            self.inner.location.namespace(),
-        )
+        Api::namespaced(self.inner.client.clone(), &self.inner.namespace)
     }
 
     /// Wait until the System is Ready and one of its pods is Running and Ready; returns the pod name.

@@ -32,6 +32,14 @@ pub struct ConnectOptions {
 impl ConnectOptions {
     /// Build a client and the namespace to use.
     pub async fn client(&self) -> Result<(kube::Client, String), SdkError> {
+        let (config, namespace) = self.config().await?;
+        let client =
+            kube::Client::try_from(config).map_err(|e| SdkError::Connect(e.to_string()))?;
+        Ok((client, namespace))
+    }
+
+    /// The client configuration and the namespace to use.
+    pub async fn config(&self) -> Result<(kube::Config, String), SdkError> {
         let opts = KubeConfigOptions {
             context: self.context.clone(),
             ..KubeConfigOptions::default()
@@ -55,9 +63,7 @@ impl ConnectOptions {
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
-        let client =
-            kube::Client::try_from(config).map_err(|e| SdkError::Connect(e.to_string()))?;
-        Ok((client, namespace))
+        Ok((config, namespace))
     }
 }
 

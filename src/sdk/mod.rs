@@ -45,7 +45,7 @@ mod tunnel;
 pub use container::{Container, LogLine};
 pub use error::SdkError;
 pub use location::{ConnectOptions, Location, Node};
-pub use process::{Output, Process};
+pub use process::{Output, Process, exit_code as exit_code_of};
 pub use session::{SessionOptions, SessionState};
 pub use spec::ContainerSpec;
 pub use tunnel::{Tunnel, open_browser};

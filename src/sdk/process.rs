@@ -28,8 +28,9 @@ impl Output {
     }
 }
 
-/// The exit code in the `Status` the kubelet sends at the end of an exec.
-pub(crate) fn exit_code(status: Option<&Status>) -> Result<i32, String> {
+/// The exit code in the `Status` the kubelet sends at the end of an exec (`Success` → 0,
+/// `NonZeroExitCode` → its `ExitCode` cause); any other failure is returned as its message.
+pub fn exit_code(status: Option<&Status>) -> Result<i32, String> {
     let Some(s) = status else {
         return Err("the connection ended without an exit status".into());
     };

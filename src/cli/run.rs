@@ -1,0 +1,356 @@
+//! `tycho run`: the seed's `tf` — open a session, spawn one container, tunnel its exposed ports,
+//! optionally wait for HTTP 200 and open a browser, and clean everything up on Ctrl-C.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::CliError;
+use super::ops::{ClusterArgs, parse_duration, say, sdk, spinner};
+use crate::sdk::{ContainerSpec, Location, SessionOptions, SessionState, open_browser};
+
+const EXIT_HELP: &str = "\
+Exit codes:
+  0    the session ended normally
+  1    failure (cluster unreachable, spawn failed, timeout, session lost)
+  2    usage error (bad arguments, unreadable -f file, `run .` without docker)
+  130  interrupted (Ctrl-C / SIGINT or SIGTERM); the session was ended and everything cleaned up
+
+Examples:
+  tycho run -p 80 --browser nginx
+  tycho run -p 80 -f index.html:/usr/share/nginx/html/index.html --offset 8000 nginx
+  tycho run -p 8888 --json state.json jupyter/base-notebook GRANT_SUDO=yes
+  tycho run --browser .          (the newest image built with docker)";
+
+/// `tycho run IMAGE [NAME=VALUE...]`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = EXIT_HELP)]
+pub struct RunArgs {
+    /// Image to run, or `.` for the newest locally built image (needs the docker CLI).
+    pub image: String,
+    /// Environment variables for the container, as NAME=VALUE.
+    #[arg(value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Container ports to expose and tunnel to (repeatable), e.g. `-p 80`.
+    #[arg(short = 'p', long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Local port = container port + OFFSET (default: free local ports).
+    #[arg(long, value_name = "OFFSET")]
+    pub offset: Option<u16>,
+    /// Local address the tunnels listen on.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: IpAddr,
+    /// Wait for HTTP 200 on the first port, then open a browser ($BROWSER, xdg-open or open).
+    #[arg(long)]
+    pub browser: bool,
+    /// Host header (and URL host) for the HTTP 200 check and the browser.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Path for the HTTP 200 check and the browser.
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    pub path: String,
+    /// Pre-boot file: a local file copied to REMOTE before the container starts (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "LOCAL:REMOTE")]
+    pub files: Vec<String>,
+    /// Start the container with an idle process instead of its own.
+    #[arg(long)]
+    pub sleep: bool,
+    /// Write the state (system, lease, namespace, local ports) as JSON to this file.
+    #[arg(long, value_name = "STATEFILE")]
+    pub json: Option<PathBuf>,
+    /// Duration of the session Lease (everything is collected this long after the client dies).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub lease_duration: Duration,
+    /// How long to wait for the container to be ready (and for HTTP 200 with --browser).
+    #[arg(long, default_value = "300s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// CPU limit, e.g. 500m or 2.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Memory limit, e.g. 512Mi.
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+}
+
+/// The newest image the local docker knows (`docker images` lists newest first).
+fn last_image() -> Result<String, CliError> {
+    let out = std::process::Command::new("docker")
+        .args(["images", "--format", "{{.ID}}\t{{.Repository}}\t{{.Tag}}"])
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CliError::Usage(
+                "`tycho run .` runs the newest locally built image, which needs the docker CLI; \
+                 `docker` was not found on PATH. Name the image instead (e.g. `tycho run nginx`)."
+                    .into(),
+            ));
+        }
+        Err(e) => return Err(CliError::Usage(format!("running `docker images`: {e}"))),
+    };
+    if !out.status.success() {
+        return Err(CliError::Usage(format!(
+            "`docker images` failed, so the newest local image is unknown: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| !l.trim().is_empty()).ok_or_else(|| {
+        CliError::Usage("docker has no local images: build one first (`docker build .`)".into())
+    })?;
+    let mut cols = line.split('\t');
+    let id = cols.next().unwrap_or("").trim().to_string();
+    let repo = cols.next().unwrap_or("").trim();
+    let tag = cols.next().unwrap_or("").trim();
+    if repo.is_empty() || repo == "<none>" {
+        Ok(id)
+    } else if tag.is_empty() || tag == "<none>" {
+        Ok(repo.to_string())
+    } else {
+        Ok(format!("{repo}:{tag}"))
+    }
+}
+
+fn build_spec(args: &RunArgs, image: &str) -> Result<ContainerSpec, CliError> {
+    let mut spec = ContainerSpec::new(image).sleep(args.sleep);
+    for kv in &args.env {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            CliError::Usage(format!("environment variables are NAME=VALUE, got {kv:?}"))
+        })?;
+        if k.is_empty() {
+            return Err(CliError::Usage(format!("empty variable name in {kv:?}")));
+        }
+        spec = spec.env(k, v);
+    }
+    for p in &args.ports {
+        if *p == 0 {
+            return Err(CliError::Usage("port 0 is not a container port".into()));
+        }
+        spec = spec.port(*p);
+    }
+    for f in &args.files {
+        let (local, remote) = f
+            .rsplit_once(':')
+            .ok_or_else(|| CliError::Usage(format!("-f takes LOCAL:REMOTE, got {f:?}")))?;
+        if !remote.starts_with('/') {
+            return Err(CliError::Usage(format!(
+                "-f {f}: the remote path must be absolute"
+            )));
+        }
+        let data = std::fs::read(local)
+            .map_err(|e| CliError::Usage(format!("-f {f}: cannot read {local}: {e}")))?;
+        spec = spec.file(remote, data);
+    }
+    if let Some(c) = &args.cpus {
+        spec = spec.cpus(c.clone());
+    }
+    if let Some(m) = &args.memory {
+        spec = spec.memory(m.clone());
+    }
+    if let Some(off) = args.offset {
+        for p in &args.ports {
+            if u32::from(*p) + u32::from(off) > 65535 {
+                return Err(CliError::Usage(format!(
+                    "port {p} + offset {off} is beyond 65535"
+                )));
+            }
+        }
+    }
+    Ok(spec)
+}
+
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Run `tycho run`.
+pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
+    let image = if args.image == "." {
+        let img = last_image()?;
+        say(
+            "INFO",
+            format!("Newest local image: {img} (the cluster must be able to pull it)"),
+        );
+        img
+    } else {
+        args.image.clone()
+    };
+    let spec = build_spec(&args, &image)?;
+    let mut options = args.cluster.options();
+    options.session = SessionOptions {
+        lease_duration: args.lease_duration,
+        ..SessionOptions::default()
+    };
+    let (config, namespace) = options.config().await.map_err(sdk)?;
+    say(
+        "INFO",
+        format!(
+            "Connecting to: {} (namespace {namespace})",
+            config.cluster_url
+        ),
+    );
+    let client = kube::Client::try_from(config)
+        .map_err(|e| CliError::Failed(format!("cannot build a client: {e}")))?;
+    let location = Location::from_client_with(client, &namespace, options.session.clone())
+        .await
+        .map_err(sdk)?;
+    say(
+        "INFO",
+        format!(
+            "Session: {} (lease {:?})",
+            location.session_name(),
+            location.session_duration()
+        ),
+    );
+    // From here on, every exit path ends the session.
+    let outcome = tokio::select! {
+        r = session_body(&args, &location, spec) => r,
+        _ = interrupted() => Err(Stop::Interrupted),
+    };
+    let code = match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Stop::Interrupted) => {
+            say("INFO", "Interrupted: ending the session");
+            ExitCode::from(130)
+        }
+        Err(Stop::Failed(e)) => {
+            say("ERROR", e.to_string());
+            ExitCode::from(1)
+        }
+    };
+    if let Err(e) = location.close().await {
+        say(
+            "WARN",
+            format!("ending the session: {e} (it expires on its own)"),
+        );
+    }
+    if let Some(path) = &args.json {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(code)
+}
+
+enum Stop {
+    Interrupted,
+    Failed(CliError),
+}
+
+async fn session_body(
+    args: &RunArgs,
+    location: &Location,
+    spec: ContainerSpec,
+) -> Result<(), Stop> {
+    let fail = |e: crate::sdk::SdkError| Stop::Failed(sdk(e));
+    let container = location.spawn(spec).await.map_err(fail)?;
+    say("INFO", format!("Spawning container: {}", container.name()));
+    let pb = spinner(format!("Waiting for {} to be running", container.name()));
+    let ready = container.wait_ready(args.timeout).await;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let pod = ready.map_err(fail)?;
+    say(
+        "INFO",
+        format!("Container is running: {} (pod {pod})", container.name()),
+    );
+    let mut tunnels = Vec::new();
+    for p in &args.ports {
+        let local = args.offset.map(|o| p + o);
+        let t = container
+            .attach_tunnel(*p, local, args.bind)
+            .await
+            .map_err(fail)?;
+        say(
+            "INFO",
+            format!(
+                "Created tunnel object onto: {} ({} -> {p})",
+                container.name(),
+                t.local_port()
+            ),
+        );
+        tunnels.push(t);
+    }
+    if args.browser {
+        let Some(first) = tunnels.first() else {
+            return Err(Stop::Failed(CliError::Usage(
+                "--browser needs an exposed port (-p PORT)".into(),
+            )));
+        };
+        say("INFO", format!("Waiting on http 200: {}", container.name()));
+        let pb = spinner(format!("Waiting for HTTP 200 from {}", container.name()));
+        let r = first
+            .wait_http_200(args.host.as_deref(), &args.path, args.timeout)
+            .await;
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        r.map_err(fail)?;
+        let url = first.url(args.host.as_deref(), &args.path);
+        say("INFO", format!("Connected onto: {url}"));
+        open_browser(&url).map_err(fail)?;
+    }
+    if let Some(path) = &args.json {
+        let state = serde_json::json!({
+            "system": container.name(),
+            "namespace": location.namespace(),
+            "lease": location.session_name(),
+            "pod": pod,
+            "ports": tunnels.iter().map(|t| serde_json::json!({
+                "container": t.remote_port(),
+                "local": t.local_port(),
+                "url": t.url(args.host.as_deref(), &args.path),
+            })).collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_string_pretty(&state)
+            .map_err(|e| Stop::Failed(CliError::Failed(e.to_string())))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|source| {
+                Stop::Failed(CliError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            })?;
+    }
+    say(
+        "INFO",
+        "Running; Ctrl-C ends the session and removes everything",
+    );
+    // Run until the session is lost or the System disappears.
+    let mut watch = location.session_watch();
+    loop {
+        tokio::select! {
+            r = watch.changed() => {
+                if r.is_err() {
+                    return Ok(());
+                }
+                if let SessionState::Lost(reason) = watch.borrow().clone() {
+                    return Err(Stop::Failed(CliError::Failed(format!("session lost: {reason}"))));
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                if !container.exists().await.unwrap_or(true) {
+                    return Err(Stop::Failed(CliError::Failed(format!(
+                        "System {} was deleted", container.name()
+                    ))));
+                }
+            }
+        }
+    }
+}
