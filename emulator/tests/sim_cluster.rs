@@ -116,6 +116,26 @@ async fn wait_ready_pods(pods: &Api<Pod>, app: &str, rs: &str, n: usize) -> Vec<
     .await
 }
 
+/// Waits until `n` nodes report Ready.
+async fn wait_nodes_ready(client: &Client, n: usize) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    eventually("nodes Ready", || async {
+        let l = nodes.list(&ListParams::default()).await.ok()?;
+        let ready = l
+            .items
+            .iter()
+            .filter(|n| {
+                n.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count();
+        (ready == n).then_some(())
+    })
+    .await;
+}
+
 /// Nodes register Ready with capacity, addresses and labels, and renew a Lease in
 /// kube-node-lease (https://kubernetes.io/docs/concepts/architecture/nodes/#node-heartbeats).
 #[tokio::test]
@@ -409,6 +429,7 @@ async fn scale_to_zero_and_back() {
 #[tokio::test]
 async fn unschedulable_pod_stays_pending_with_a_failed_scheduling_event() {
     let (_emu, client) = start(3).await;
+    wait_nodes_ready(&client, 3).await;
     namespace(&client, "big").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "big");
     let events: Api<Event> = Api::namespaced(client.clone(), "big");

@@ -15,7 +15,9 @@ use tokio::task::JoinSet;
 use super::informer::Cache;
 use super::queue::Key;
 use super::resources::parse_milli;
-use super::{FIELD_MANAGER, SIMULATED_LABEL, SimConfig, SimError, now_micro, now_time};
+use super::{
+    FIELD_MANAGER, SIMULATED_LABEL, SimConfig, SimError, is_conflict, now_micro, now_time,
+};
 
 /// Namespace holding the node heartbeat Leases.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -194,6 +196,31 @@ fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
+/// Server-side apply of `obj`; against a server without apply (501 NotImplemented, 415, 405)
+/// the same intent as create-or-merge-patch.
+async fn apply<K>(api: &Api<K>, name: &str, obj: Value) -> Result<K, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match api.patch(name, &apply_params(), &Patch::Apply(&obj)).await {
+        Err(kube::Error::Api(s)) if matches!(s.code, 405 | 415 | 501) => {
+            let typed: K = serde_json::from_value(obj.clone()).map_err(kube::Error::SerdeError)?;
+            let pp = kube::api::PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            match api.create(&pp, &typed).await {
+                Err(e) if is_conflict(&e) => {
+                    api.patch(name, &PatchParams::default(), &Patch::Merge(&obj))
+                        .await
+                }
+                r => r,
+            }
+        }
+        r => r,
+    }
+}
+
 /// Registers node `i` (object then status). Returns the node's uid.
 async fn register(
     client: &kube::Client,
@@ -202,29 +229,37 @@ async fn register(
 ) -> Result<Option<String>, SimError> {
     let api: Api<Node> = Api::all(client.clone());
     let name = node_name(i);
-    let node = api
-        .patch(&name, &apply_params(), &Patch::Apply(node_object(i)))
+    let node = apply(&api, &name, node_object(i))
         .await
         .map_err(SimError::api("apply", "Node", &name))?;
     let status = node_status(t, i, &now_time());
-    if let Err(e) = api
-        .patch_status(&name, &apply_params(), &Patch::Apply(&status))
+    post_status(&api, &name, &status).await?;
+    Ok(node.metadata.uid)
+}
+
+/// Posts a node's status: server-side apply on `nodes/status`, or a merge patch where the
+/// server does not offer apply.
+async fn post_status(api: &Api<Node>, name: &str, status: &Value) -> Result<(), SimError> {
+    match api
+        .patch_status(name, &apply_params(), &Patch::Apply(status))
         .await
     {
-        // An API server without apply on subresources: fall back to a merge patch.
-        tracing::debug!(node = %name, error = %e, "apply on nodes/status failed, using merge patch");
-        let body = json!({"status": status["status"]});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .map_err(SimError::api("patch status", "Node", &name))?;
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if matches!(s.code, 405 | 415 | 501) => {
+            let body = json!({"status": status["status"]});
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .map_err(SimError::api("patch status", "Node", name))?;
+            Ok(())
+        }
+        Err(e) => Err(SimError::api("apply status", "Node", name)(e)),
     }
-    Ok(node.metadata.uid)
 }
 
 async fn ensure_lease_namespace(client: &kube::Client) -> Result<(), SimError> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NODE_LEASE_NAMESPACE}});
-    api.patch(NODE_LEASE_NAMESPACE, &apply_params(), &Patch::Apply(ns))
+    apply(&api, NODE_LEASE_NAMESPACE, ns)
         .await
         .map_err(SimError::api("apply", "Namespace", NODE_LEASE_NAMESPACE))?;
     Ok(())
@@ -233,17 +268,13 @@ async fn ensure_lease_namespace(client: &kube::Client) -> Result<(), SimError> {
 async fn renew(client: &kube::Client, name: &str, uid: Option<&str>) -> Result<(), SimError> {
     let api: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(client.clone(), NODE_LEASE_NAMESPACE);
-    api.patch(
-        name,
-        &apply_params(),
-        &Patch::Apply(node_lease(name, uid, &now_micro())),
-    )
-    .await
-    .map_err(SimError::api(
-        "apply",
-        "Lease",
-        format!("{NODE_LEASE_NAMESPACE}/{name}"),
-    ))?;
+    apply(&api, name, node_lease(name, uid, &now_micro()))
+        .await
+        .map_err(SimError::api(
+            "apply",
+            "Lease",
+            format!("{NODE_LEASE_NAMESPACE}/{name}"),
+        ))?;
     Ok(())
 }
 
@@ -301,10 +332,7 @@ pub fn start(
                         let name = node_name(i);
                         let api: Api<Node> = Api::all(client.clone());
                         let status = node_status(&t, i, &now_time());
-                        if let Err(e) = api
-                            .patch_status(&name, &apply_params(), &Patch::Apply(&status))
-                            .await
-                        {
+                        if let Err(e) = post_status(&api, &name, &status).await {
                             tracing::debug!(node = %name, error = %e, "node status report failed");
                         }
                     }

@@ -302,13 +302,31 @@ pub fn fit_error_message(num_nodes: usize, reasons: &BTreeMap<String, usize>) ->
     )
 }
 
-/// Builds a [`NodeInfo`] (without usage) from a Node.
+/// The taint the node lifecycle controller puts on nodes whose Ready condition is not True.
+pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+
+/// Builds a [`NodeInfo`] (without usage) from a Node. A node that is not Ready carries the
+/// `node.kubernetes.io/not-ready:NoSchedule` taint, as kube-controller-manager's node lifecycle
+/// controller would have added it.
 pub fn node_info(node: &Node) -> NodeInfo {
     let spec = node.spec.as_ref();
+    let mut taints = spec.and_then(|s| s.taints.clone()).unwrap_or_default();
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    if !ready && !taints.iter().any(|t| t.key == NOT_READY_TAINT) {
+        taints.push(Taint {
+            key: NOT_READY_TAINT.into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        });
+    }
     NodeInfo {
         name: node.name_any(),
         labels: node.labels().clone(),
-        taints: spec.and_then(|s| s.taints.clone()).unwrap_or_default(),
+        taints,
         unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
         allocatable: Resources::from_list(
             node.status.as_ref().and_then(|s| s.allocatable.as_ref()),
@@ -784,6 +802,23 @@ mod tests {
         let msg = schedule(&p, &Demand::of(&p), &[full, cordoned]).unwrap_err();
         assert!(msg.contains("1 Too many pods"), "{msg}");
         assert!(msg.contains("1 node(s) were unschedulable"), "{msg}");
+    }
+
+    #[test]
+    fn nodes_that_are_not_ready_are_tainted() {
+        let n: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "110"}}
+        }))
+        .unwrap();
+        let info = node_info(&n);
+        assert!(info.taints.iter().any(|t| t.key == NOT_READY_TAINT));
+        let p = pod(json!({"containers": [{"name": "c"}]}));
+        let msg = schedule(&p, &Demand::of(&p), &[info]).unwrap_err();
+        assert!(
+            msg.contains("1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }"),
+            "{msg}"
+        );
     }
 
     #[test]
