@@ -166,6 +166,12 @@ impl<'a> SchemaNode<'a> {
         self.node.atomic
     }
 
+    /// True when `name` is a key of a map with arbitrary keys (`additionalProperties`) rather
+    /// than a declared field; server-side apply owns such entries as a whole.
+    pub fn is_map_key(self, name: &str) -> bool {
+        self.node.additional.is_some() && !self.node.fields.contains_key(name)
+    }
+
     /// The node for items of this list (items are collapsed into the list node).
     pub fn item(self) -> SchemaNode<'a> {
         self
