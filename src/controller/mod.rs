@@ -51,7 +51,7 @@ use crate::render::{RenderSettings, Renderer};
 use self::backoff::{BackoffPolicy, Backoffs};
 use self::metrics::{Health, Metrics};
 use self::reconcile::{Context, NodeCache, error_policy, reconcile};
-use self::session::{Clock, LeaseKey, LeaseView, SessionTracker, SystemClock};
+use self::session::{Clock, LeaseKey, LeaseView, SessionTracker, Sighting, SystemClock};
 
 /// The one field manager of every write Tycho makes.
 pub const FIELD_MANAGER: &str = "tycho";
@@ -136,14 +136,25 @@ fn lease_mapper(
             .iter()
             .map(|s| ObjectRef::from_obj(s.as_ref()))
             .collect();
-        if !refs.is_empty()
-            && let Ok(mut tracker) = sessions.lock()
-        {
-            tracker.observe(
-                &LeaseKey::new(ns, name),
-                &LeaseView::from_lease(&lease),
-                clock.now(),
-            );
+        if refs.is_empty() {
+            return refs;
+        }
+        let sighting = match sessions.lock() {
+            Ok(mut tracker) => {
+                tracker
+                    .observe_sighting(
+                        &LeaseKey::new(ns, name),
+                        &LeaseView::from_lease(&lease),
+                        clock.now(),
+                    )
+                    .1
+            }
+            Err(_) => Sighting::Same,
+        };
+        // A plain renewal only moves the expiry instant: the reconcile already scheduled for the old
+        // instant re-reads the Lease and requeues for the new one, so renewals cost no reconcile each.
+        if sighting == Sighting::Renewed {
+            return Vec::new();
         }
         refs
     }

@@ -255,6 +255,17 @@ impl Entry {
     }
 }
 
+/// What a sighting of a Lease was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sighting {
+    /// The Lease was not known before.
+    First,
+    /// A renewal of a known, uncollected Lease: nothing to do before the (moved) expiry instant.
+    Renewed,
+    /// Nothing the session logic counts changed (another edit, a deletion, or the collected mark).
+    Same,
+}
+
 /// Remembers, per Lease, when the controller saw it renewed.
 #[derive(Debug)]
 pub struct SessionTracker {
@@ -276,7 +287,22 @@ impl SessionTracker {
 
     /// Record a sighting of the Lease at `now` (controller clock) and return the session's state.
     pub fn observe(&mut self, key: &LeaseKey, lease: &LeaseView, now: Timestamp) -> SessionState {
+        self.observe_sighting(key, lease, now).0
+    }
+
+    /// Like [`SessionTracker::observe`], also telling what kind of sighting it was.
+    pub fn observe_sighting(
+        &mut self,
+        key: &LeaseKey,
+        lease: &LeaseView,
+        now: Timestamp,
+    ) -> (SessionState, Sighting) {
         let now = now.as_millisecond();
+        let mut sighting = if self.entries.contains_key(key) {
+            Sighting::Same
+        } else {
+            Sighting::First
+        };
         let marker = lease.renewal_marker();
         let duration = match lease.duration_seconds {
             Some(s) if s > 0 => i64::from(s) * 1000,
@@ -308,6 +334,9 @@ impl SessionTracker {
             entry.observed_at = now;
             entry.duration = duration;
             entry.expired_at_sighting = None;
+            if sighting == Sighting::Same {
+                sighting = Sighting::Renewed;
+            }
         }
         if lease.collected && !entry.collected {
             entry.expired_at = entry
@@ -316,8 +345,9 @@ impl SessionTracker {
                 .map(|t| t.as_millisecond())
                 .or(Some(now));
             entry.collected = true;
+            sighting = Sighting::Same;
         }
-        entry.state(now)
+        (entry.state(now), sighting)
     }
 
     /// The Lease was looked up and does not exist (at `now`).
@@ -607,6 +637,31 @@ mod tests {
                 expires_at: ts(T0 + 61_000)
             }
         );
+    }
+
+    #[test]
+    fn sightings_tell_renewals_apart() {
+        let mut t = tracker();
+        let l1 = lease("1", T0, Some(30));
+        assert_eq!(t.observe_sighting(&key(), &l1, ts(T0)).1, Sighting::First);
+        assert_eq!(
+            t.observe_sighting(&key(), &l1, ts(T0 + 1)).1,
+            Sighting::Same
+        );
+        let l2 = lease("2", T0 + 10_000, Some(30));
+        assert_eq!(
+            t.observe_sighting(&key(), &l2, ts(T0 + 10_000)).1,
+            Sighting::Renewed
+        );
+        let mut l3 = l2.clone();
+        l3.collected = true;
+        let (state, sighting) = t.observe_sighting(&key(), &l3, ts(T0 + 11_000));
+        assert_eq!(
+            sighting,
+            Sighting::Same,
+            "the collected mark must trigger a reconcile"
+        );
+        assert!(state.must_collect());
     }
 
     #[test]

@@ -1,0 +1,271 @@
+//! Shared helpers of the integration tests: a cluster to test against — the in-process API emulator, or
+//! a real cluster when `TYCHO_TEST_KUBECONFIG` names a kubeconfig — with a fresh random namespace, the
+//! System CRD installed from `crds/`, and the controller running in-process.
+//!
+//! Each test binary includes this module with `mod common;`; not every binary uses every helper.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tycho::controller::{self, ControllerConfig};
+use tycho::model::System;
+use tycho_emulator::{Emulator, EmulatorConfig, RequestRecord};
+
+/// Environment variable naming a kubeconfig of a real cluster to test against instead of the emulator.
+pub const KUBECONFIG_ENV: &str = "TYCHO_TEST_KUBECONFIG";
+/// User-Agent of the controller's client in tests, to tell its requests apart in the emulator's log.
+pub const CONTROLLER_AGENT: &str = "tycho-controller-under-test";
+
+/// A cluster with a fresh namespace.
+pub struct TestCluster {
+    /// The emulator, when not testing against a real cluster.
+    pub emulator: Option<Emulator>,
+    /// Configuration of the cluster's API server.
+    pub config: Config,
+    /// A client for the test's own requests.
+    pub client: Client,
+    /// The namespace of this test.
+    pub namespace: String,
+}
+
+impl TestCluster {
+    /// Start the emulator (or connect to `TYCHO_TEST_KUBECONFIG`), create a random namespace and install
+    /// the System CRD.
+    pub async fn start() -> TestCluster {
+        Self::start_with(EmulatorConfig {
+            pod_ready_delay: Duration::from_millis(200),
+            ..EmulatorConfig::default()
+        })
+        .await
+    }
+
+    /// Like [`TestCluster::start`], with emulator settings.
+    pub async fn start_with(emulator_config: EmulatorConfig) -> TestCluster {
+        let (emulator, config) = match std::env::var(KUBECONFIG_ENV).ok().filter(|s| !s.is_empty()) {
+            Some(path) => {
+                let kc = Kubeconfig::read_from(&path).expect("read TYCHO_TEST_KUBECONFIG");
+                let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                    .await
+                    .expect("kubeconfig of the test cluster");
+                (None, config)
+            }
+            None => {
+                let emu = Emulator::start(emulator_config).await.expect("start the emulator");
+                let config = Config::new(emu.url().parse().expect("emulator url"));
+                (Some(emu), config)
+            }
+        };
+        let client = Client::try_from(config.clone()).expect("client");
+        let namespace = format!("tycho-test-{:08x}", rand::random::<u32>());
+        let ns = Namespace {
+            metadata: kube::api::ObjectMeta { name: Some(namespace.clone()), ..Default::default() },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create the test namespace");
+        let cluster = TestCluster { emulator, config, client, namespace };
+        cluster.install_crd().await;
+        cluster
+    }
+
+    /// Whether the tests run against the emulator (emulator-only checks are skipped otherwise).
+    pub fn is_emulator(&self) -> bool {
+        self.emulator.is_some()
+    }
+
+    /// Apply `crds/tycho.dev_systems.yaml` and wait until Systems can be listed.
+    pub async fn install_crd(&self) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tycho.dev_systems.yaml");
+        let text = std::fs::read_to_string(path).expect("read the CRD file");
+        let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).expect("parse the CRD file");
+        let name = crd.metadata.name.clone().expect("CRD name");
+        // Create, or replace an older version (a shared real cluster may have one installed).
+        let crds = Api::<CustomResourceDefinition>::all(self.client.clone());
+        match crds.get_opt(&name).await.expect("read the CRD") {
+            None => {
+                crds.create(&PostParams::default(), &crd).await.expect("create the CRD");
+            }
+            Some(old) => {
+                let mut crd = crd;
+                crd.metadata.resource_version = old.metadata.resource_version;
+                crds.replace(&name, &PostParams::default(), &crd).await.expect("replace the CRD");
+            }
+        }
+        let systems: Api<System> = Api::namespaced(self.client.clone(), &self.namespace);
+        eventually(Duration::from_secs(30), || async {
+            systems.list(&ListParams::default()).await.ok().map(|_| ())
+        })
+        .await
+        .expect("the System CRD is served");
+    }
+
+    /// An API handle in the test namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// A client whose requests carry [`CONTROLLER_AGENT`].
+    pub fn controller_client(&self) -> Client {
+        let mut config = self.config.clone();
+        config.headers.push((
+            axum::http::header::USER_AGENT,
+            axum::http::HeaderValue::from_static(CONTROLLER_AGENT),
+        ));
+        Client::try_from(config).expect("controller client")
+    }
+
+    /// Requests the controller sent (emulator only).
+    pub fn controller_requests(&self) -> Option<Vec<RequestRecord>> {
+        self.emulator.as_ref().map(|e| {
+            e.requests().into_iter().filter(|r| r.user_agent == CONTROLLER_AGENT).collect()
+        })
+    }
+
+    /// Forget the emulator's request log.
+    pub fn clear_requests(&self) {
+        if let Some(e) = &self.emulator {
+            e.clear_requests();
+        }
+    }
+
+    /// Run the controller in-process on this test's namespace.
+    pub async fn run_controller(&self, tweak: impl FnOnce(&mut ControllerConfig)) -> RunningController {
+        let mut config = ControllerConfig {
+            namespaces: vec![self.namespace.clone()],
+            concurrency: 4,
+            metrics_addr: Some(free_addr()),
+            ..ControllerConfig::default()
+        };
+        tweak(&mut config);
+        let metrics_addr = config.metrics_addr;
+        let (tx, rx) = oneshot::channel::<()>();
+        let client = self.controller_client();
+        let task = tokio::spawn(async move {
+            controller::run(client, config, async move {
+                let _ = rx.await;
+            })
+            .await
+        });
+        RunningController { stop: Some(tx), task: Some(task), metrics_addr }
+    }
+
+    /// Delete the namespace (real clusters) and stop the emulator.
+    pub async fn cleanup(self) {
+        match self.emulator {
+            Some(e) => e.shutdown().await,
+            None => {
+                let _ = Api::<Namespace>::all(self.client.clone())
+                    .delete(&self.namespace, &DeleteParams::background())
+                    .await;
+            }
+        }
+    }
+}
+
+/// A controller running in a task of the test.
+pub struct RunningController {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), controller::ControllerError>>>,
+    /// Where its metrics and health endpoints listen.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl RunningController {
+    /// Ask for a graceful shutdown and wait for it (at most 20 s).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let r = tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("controller stops within 20 s after shutdown");
+            r.expect("controller task").expect("controller run");
+        }
+    }
+
+    /// GET a path of the metrics/health server: (status code, body).
+    pub async fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.metrics_addr?, path).await
+    }
+
+    /// Value of a metric sample line (exact series name with labels), if present.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.http_get("/metrics").await?;
+        body.lines().find_map(|l| {
+            let rest = l.strip_prefix(series)?;
+            rest.strip_prefix(' ')?.trim().parse().ok()
+        })
+    }
+}
+
+impl Drop for RunningController {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// A free local address (bound and released).
+pub fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// Minimal HTTP/1.0 GET.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((code, body))
+}
+
+/// Poll `f` every 100 ms until it returns `Some`, or `limit` passes.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether a request record is a write.
+pub fn is_write(r: &RequestRecord) -> bool {
+    matches!(r.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
+}
+
+/// Shared handle type for tests that need the cluster in several tasks.
+pub type Shared = Arc<TestCluster>;
