@@ -693,3 +693,55 @@ async fn extended_resources_are_scheduled_against_allocatable() {
         .unwrap()
         .unwrap();
 }
+
+/// Once everything is Ready, the simulated components are quiet: no status written in a loop,
+/// only the node heartbeat (one Lease renewal per node every 10 s) — controllers must not
+/// trigger themselves (level-triggered reconciliation with deterministic status).
+#[tokio::test]
+async fn steady_state_makes_no_writes_but_heartbeats() {
+    let (emu, client) = start(3).await;
+    namespace(&client, "quiet").await;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "quiet");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "quiet");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "quiet");
+    deps.create(&PostParams::default(), &deployment("web", 3, "nginx"))
+        .await
+        .unwrap();
+    let rs = eventually("ReplicaSet", || async {
+        rss.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
+    })
+    .await;
+    wait_ready_pods(&pods, "web", &rs.name_any(), 3).await;
+    eventually("Deployment complete", || async {
+        let d = deps.get("web").await.ok()?;
+        d.status?.conditions?.into_iter().find(|c| {
+            c.type_ == "Progressing" && c.reason.as_deref() == Some("NewReplicaSetAvailable")
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    emu.clear_requests();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    deps.get("web").await.unwrap();
+    let log = emu.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.verb == "get" && r.resource == "deployments"),
+        "the request log records requests"
+    );
+    let writes: Vec<String> = log
+        .into_iter()
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+        .filter(|r| r.resource != "leases")
+        .map(|r| format!("{} {} {}/{}", r.verb, r.resource, r.subresource, r.name))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "unexpected writes in steady state: {writes:?}"
+    );
+}
