@@ -899,7 +899,7 @@ impl AppState {
                 }
                 let mut cfg = patch.clone();
                 meta_mut(&mut cfg).insert("name".into(), json!(name));
-                let created = ssa_apply(None, &cfg, &ctx.manager, force, &schema, &now())
+                let created = ssa_apply(None, &cfg, &ctx.manager, None, force, &schema, &now())
                     .map_err(|e| ssa_error(info, name, e))?;
                 let mut c2 = ctx.clone();
                 c2.applied = true;
@@ -967,7 +967,7 @@ impl AppState {
                     meta_mut(&mut cfg).remove("resourceVersion");
                     meta_mut(&mut live).remove("resourceVersion");
                     let mut out =
-                        ssa_apply(Some(&live), &cfg, &ctx.manager, force, &schema, &now())
+                        ssa_apply(Some(&live), &cfg, &ctx.manager, sub, force, &schema, &now())
                             .map_err(|e| ssa_error(info, name, e))?;
                     meta_mut(&mut out)
                         .insert("resourceVersion".into(), json!(object_rv(&old).to_string()));
@@ -1271,23 +1271,22 @@ fn parse_yaml_or_json(body: &[u8]) -> Result<Value, ApiError> {
 
 /// Why server-side apply failed.
 pub enum ApplyFailure {
-    /// Conflicts with other managers: (manager, field).
-    Conflicts(Vec<(String, String)>),
+    /// Conflicts with other managers: the message and (manager, field) pairs.
+    Conflicts(String, Vec<(String, String)>),
     /// Invalid configuration.
     Invalid(String),
-    /// Not available in this build.
-    Unsupported,
 }
 
 fn ssa_apply(
     live: Option<&Value>,
     config: &Value,
     manager: &str,
+    sub: Option<&str>,
     force: bool,
     schema: &MergeSchema,
     now: &str,
 ) -> Result<Value, ApplyFailure> {
-    bridge::apply(live, config, manager, force, schema, now)
+    bridge::apply(live, config, manager, sub, force, schema, now)
 }
 
 fn record_update(
@@ -1332,28 +1331,18 @@ fn validate_crd(obj: &Value) -> Vec<Cause> {
 
 fn ssa_error(info: &ResourceInfo, name: &str, e: ApplyFailure) -> ApiError {
     match e {
-        ApplyFailure::Conflicts(cs) => {
+        ApplyFailure::Conflicts(message, cs) => {
             let causes: Vec<Cause> = cs
                 .iter()
                 .map(|(m, f)| {
                     Cause::new("FieldManagerConflict", f, format!("conflict with \"{m}\""))
                 })
                 .collect();
-            let lines: Vec<String> = cs
-                .iter()
-                .map(|(m, f)| format!("- conflict with \"{m}\": {f}"))
-                .collect();
-            let n = cs.len();
-            let mut err = ApiError::new(
-                409,
-                "Conflict",
-                format!(
-                    "Apply failed with {n} conflict{}: {}",
-                    if n == 1 { "" } else { "s" },
-                    lines.join("\n")
-                ),
-            )
-            .with_details(&info.group, &info.plural, name);
+            let mut err = ApiError::new(409, "Conflict", message).with_details(
+                &info.group,
+                &info.plural,
+                name,
+            );
             err.details.causes = causes;
             err
         }
@@ -1363,9 +1352,6 @@ fn ssa_error(info: &ResourceInfo, name: &str, e: ApplyFailure) -> ApiError {
             name,
             vec![Cause::new("FieldValueInvalid", "", m)],
         ),
-        ApplyFailure::Unsupported => {
-            ApiError::not_implemented("server-side apply is not available yet")
-        }
     }
 }
 
@@ -2387,24 +2373,37 @@ mod bridge {
     }
 
     pub fn apply(
-        _live: Option<&Value>,
-        _config: &Value,
-        _manager: &str,
-        _force: bool,
-        _schema: &MergeSchema,
-        _now: &str,
+        live: Option<&Value>,
+        config: &Value,
+        manager: &str,
+        sub: Option<&str>,
+        force: bool,
+        schema: &MergeSchema,
+        now: &str,
     ) -> Result<Value, ApplyFailure> {
-        Err(ApplyFailure::Unsupported)
+        crate::ssa::apply_subresource(live, config, manager, sub, force, schema, now).map_err(|e| {
+            match &e {
+                crate::ssa::SsaError::Conflict { conflicts } => ApplyFailure::Conflicts(
+                    e.to_string(),
+                    conflicts
+                        .iter()
+                        .map(|c| (c.manager.clone(), c.field.clone()))
+                        .collect(),
+                ),
+                crate::ssa::SsaError::Invalid(m) => ApplyFailure::Invalid(m.clone()),
+            }
+        })
     }
 
     pub fn record_update(
-        _old: Option<&Value>,
-        _new: &mut Value,
-        _manager: &str,
-        _sub: Option<&str>,
-        _schema: &MergeSchema,
-        _now: &str,
+        old: Option<&Value>,
+        new: &mut Value,
+        manager: &str,
+        sub: Option<&str>,
+        schema: &MergeSchema,
+        now: &str,
     ) {
+        crate::ssa::record_update(old, new, manager, sub, schema, now);
     }
 
     pub fn validate_custom_resource(
