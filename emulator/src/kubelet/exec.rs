@@ -146,7 +146,7 @@ pub async fn run(
     let code = code.unwrap_or(1);
     let status = exit_status_json(&params.command, code);
     let _ = socket.send(ws::frame(3, status.as_bytes())).await;
-    let _ = socket.close(None).await;
+    let _ = socket.send(ws::normal_close()).await;
     // Drain until the client acknowledges the close (or a short grace period ends).
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(Ok(_)) = socket.next().await {}

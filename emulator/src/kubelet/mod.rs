@@ -313,6 +313,8 @@ impl Kubelet {
                 Ok(accepted.response)
             }
             _ => {
+                // Refuse non-WebSocket clients first: SPDY clients name ports per stream.
+                let accepted = ws::accept(&mut req, "portforward", portforward::PROTOCOLS)?;
                 let ports: Vec<u16> = query
                     .iter()
                     .filter(|(k, _)| k == "ports" || k == "port")
@@ -334,7 +336,6 @@ impl Kubelet {
                     ));
                 }
                 let c = self.container(&pod, &container_name, "portforward").await?;
-                let accepted = ws::accept(&mut req, "portforward", portforward::PROTOCOLS)?;
                 let on_upgrade = accepted.on_upgrade;
                 tokio::spawn(async move {
                     match ws::upgraded(on_upgrade).await {

@@ -133,10 +133,11 @@ pub async fn run(container: Arc<SimContainer>, ports: Vec<u16>, socket: Ws) {
             }
         })
         .await;
+        let _ = sink.send(ws::normal_close()).await;
         let _ = sink.close().await;
         return;
     }
-    let _ = sink.send(Message::Close(None)).await;
+    let _ = sink.send(ws::normal_close()).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(Ok(_)) = stream.next().await {}
     })

@@ -31,7 +31,7 @@ pub struct Accepted {
 pub enum UpgradeError {
     /// The request asks for SPDY (or nothing): only WebSockets are served.
     #[error(
-        "this emulator serves {what} only over WebSocket (subprotocols {offered}); the request asked for {asked}"
+        "this emulator serves {what} only over WebSocket (subprotocols {offered}); the request asked for {asked} (SPDY is not supported)"
     )]
     NotWebSocket {
         /// exec, attach or portforward.
@@ -43,9 +43,11 @@ pub enum UpgradeError {
     },
     /// No common subprotocol.
     #[error(
-        "no supported WebSocket subprotocol: the client offered [{asked}], the server accepts [{offered}]"
+        "this emulator serves {what} only over WebSocket with the channel protocol [{offered}]; the client offered [{asked}] (SPDY, also tunnelled in a WebSocket as kubectl port-forward does, is not supported)"
     )]
     NoProtocol {
+        /// exec, attach or portforward.
+        what: &'static str,
         /// Subprotocols we accept.
         offered: String,
         /// What the client asked for.
@@ -105,6 +107,7 @@ pub fn accept(
         .map(|s| s.to_string())
     else {
         return Err(UpgradeError::NoProtocol {
+            what,
             offered: supported.join(", "),
             asked: asked.join(", "),
         });
@@ -140,4 +143,15 @@ pub fn frame(channel: u8, data: &[u8]) -> tokio_tungstenite::tungstenite::Messag
     v.push(channel);
     v.extend_from_slice(data);
     tokio_tungstenite::tungstenite::Message::binary(v)
+}
+
+/// A normal-closure (1000) close message: Go clients (gorilla/websocket in kubectl) treat a close
+/// without a status code (1005) as an error.
+pub fn normal_close() -> tokio_tungstenite::tungstenite::Message {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    tokio_tungstenite::tungstenite::Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
 }
