@@ -663,6 +663,14 @@ fn valid_cidr(s: &str) -> bool {
     }
 }
 
+/// Checks that `pattern` compiles (by matching it once through CEL).
+fn compile_pattern(pattern: &str) -> Result<(), String> {
+    let prog = Program::compile("''.matches(p)").map_err(|e| e.to_string())?;
+    let mut ctx = Context::default();
+    ctx.add_variable_from_value("p", pattern.to_string());
+    prog.execute(&ctx).map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// Regular expression match through CEL's `matches` (RE2 syntax, as Kubernetes uses).
 fn pattern_matches(pattern: &str, s: &str) -> bool {
     thread_local! {
@@ -1235,15 +1243,19 @@ impl SchemaChecker {
         }
         if let Some(d) = m.get("default") {
             let node = compile_node(&strip_descendant_rules(s));
-            let mut errs = Vec::new();
-            Walker { errors: &mut errs }.validate(&node, d, None, "");
-            for e in errs {
-                self.errors.push(invalid(
-                    &child(path, "default"),
-                    &go_value(d),
-                    &e.to_string(),
-                ));
+            Walker {
+                errors: &mut self.errors,
             }
+            .validate(&node, d, None, &child(path, "default"));
+        }
+        if let Some(p) = m.get("pattern").and_then(Value::as_str)
+            && let Err(e) = compile_pattern(p)
+        {
+            self.errors.push(invalid(
+                &child(path, "pattern"),
+                &quoted(p),
+                &format!("must be a valid regular expression, but isn't: {e}"),
+            ));
         }
     }
 
