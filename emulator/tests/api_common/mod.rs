@@ -303,6 +303,9 @@ pub async fn watch_lines(
                 return;
             }
             let t = line.trim();
+            if t == "0" {
+                return; // last chunk: the server ended the stream
+            }
             if t.starts_with('{') {
                 if let Ok(v) = serde_json::from_str(t) {
                     if tx.send(v).is_err() {
