@@ -1,0 +1,161 @@
+//! `tycho run` as a process against the emulator (controller in-process): the browser flow and
+//! `--json` state, Ctrl-C (SIGINT) leaving nothing behind, and SIGKILL (no cleanup code runs)
+//! collected within the lease duration plus one second.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{TestCluster, eventually};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use tokio::process::{Child, Command};
+use tycho::model::System;
+
+fn kubeconfig(cluster: &TestCluster) -> PathBuf {
+    match std::env::var(common::KUBECONFIG_ENV).ok().filter(|s| !s.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => cluster
+            .emulator
+            .as_ref()
+            .expect("emulator")
+            .kubeconfig_path()
+            .to_path_buf(),
+    }
+}
+
+struct Run {
+    child: Child,
+    state: PathBuf,
+    browser_record: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn tycho_run(cluster: &TestCluster, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index.html");
+    std::fs::write(&index, "Hello from tycho run\n").unwrap();
+    let state = dir.path().join("state.json");
+    let record = dir.path().join("browser-url");
+    let script = dir.path().join("browser.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1\" > {0}.tmp && mv {0}.tmp {0}\n", record.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tycho"));
+    cmd.arg("run")
+        .arg("--kubeconfig")
+        .arg(kubeconfig(cluster))
+        .args(["-n", &cluster.namespace, "-p", "80", "--json"])
+        .arg(&state)
+        .arg("-f")
+        .arg(format!("{}:/usr/share/nginx/html/index.html", index.display()))
+        .args(extra)
+        .arg("nginx")
+        .arg("GREETING=hello")
+        .env("BROWSER", &script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("start tycho run");
+    Run {
+        child,
+        state,
+        browser_record: record,
+        _dir: dir,
+    }
+}
+
+async fn wait_state(path: &Path) -> serde_json::Value {
+    let v = eventually(Duration::from_secs(60), || async {
+        let text = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str::<serde_json::Value>(&text).ok()
+    })
+    .await;
+    v.expect("tycho run wrote its state file")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let pid = child.id().expect("running").to_string();
+    let st = std::process::Command::new("kill").args([sig, &pid]).status().unwrap();
+    assert!(st.success());
+}
+
+async fn nothing_left(cluster: &TestCluster, limit: Duration) -> Option<()> {
+    let systems: kube::Api<System> = cluster.api();
+    let leases: kube::Api<Lease> = cluster.api();
+    eventually(limit, || async {
+        let s = systems.list(&ListParams::default()).await.ok()?;
+        let l = leases.list(&ListParams::default()).await.ok()?;
+        (s.items.is_empty() && l.items.is_empty()).then_some(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn run_with_browser_then_sigint_cleans_everything() {
+    let cluster = TestCluster::start().await;
+    let _controller = cluster.run_controller(|_| {}).await;
+    let mut run = tycho_run(&cluster, &["--browser"]).await;
+    let state = wait_state(&run.state).await;
+    let local = state["ports"][0]["local"].as_u64().unwrap() as u16;
+    assert_eq!(state["ports"][0]["container"], 80);
+    // The browser was handed the tunnel's URL, and the URL serves the pre-boot index.html.
+    let url = std::fs::read_to_string(&run.browser_record).unwrap().trim().to_string();
+    assert_eq!(url, format!("http://127.0.0.1:{local}/"));
+    let (code, body) = common::http_get(([127, 0, 0, 1], local).into(), "/").await.unwrap();
+    assert_eq!((code, body.as_str()), (200, "Hello from tycho run\n"));
+    // The environment variable reached the container.
+    let systems: kube::Api<System> = cluster.api();
+    let sys = systems.get(state["system"].as_str().unwrap()).await.unwrap();
+    assert_eq!(sys.spec.containers[0].env[0].value.as_deref(), Some("hello"));
+    assert_eq!(sys.spec.session.as_deref(), state["lease"].as_str());
+
+    signal(&run.child, "-INT");
+    let out = tokio::time::timeout(Duration::from_secs(20), run.child.wait())
+        .await
+        .expect("tycho run exits after SIGINT")
+        .unwrap();
+    assert_eq!(out.code(), Some(130));
+    let mut stderr = String::new();
+    if let Some(mut e) = run.child.stderr.take() {
+        use tokio::io::AsyncReadExt;
+        e.read_to_string(&mut stderr).await.unwrap();
+    }
+    for expected in ["Connecting to:", "Spawning container:", "Container is running:", "Created tunnel object onto:", "Connected onto: http://127.0.0.1:"] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(nothing_left(&cluster, Duration::from_secs(10)).await.is_some(), "System and Lease are gone");
+    let pods: kube::Api<Pod> = cluster.api();
+    let no_pods = eventually(Duration::from_secs(15), || async {
+        pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
+    assert!(no_pods.is_some(), "its pod is gone too");
+    assert!(!run.state.exists(), "the state file is removed at the end");
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn run_killed_with_sigkill_is_collected_within_the_lease_duration() {
+    let cluster = TestCluster::start().await;
+    let _controller = cluster.run_controller(|_| {}).await;
+    let lease = Duration::from_secs(3);
+    let mut run = tycho_run(&cluster, &["--lease-duration", "3s"]).await;
+    let state = wait_state(&run.state).await;
+    let system = state["system"].as_str().unwrap().to_string();
+    signal(&run.child, "-KILL");
+    let killed_at = Instant::now();
+    let _ = run.child.wait().await;
+    let gone = nothing_left(&cluster, lease + Duration::from_secs(5)).await;
+    let took = killed_at.elapsed();
+    eprintln!("SIGKILLed session collected {took:?} after the kill (lease {lease:?})");
+    assert!(gone.is_some(), "System {system} and its Lease were collected");
+    assert!(took <= lease + Duration::from_secs(1), "collected after {took:?}, lease {lease:?}");
+    cluster.cleanup().await;
+}
