@@ -203,7 +203,7 @@ def test_optional_objects(case):
 # --- RBAC: exactly what Tycho uses, no wildcards
 
 NAMESPACED = {
-    ("tycho.dev", "systems"): {"get", "list", "watch", "patch", "update"},
+    ("tycho.dev", "systems"): {"get", "list", "watch", "patch", "update", "delete"},
     ("tycho.dev", "systems/status"): {"get", "patch", "update"},
     ("tycho.dev", "systems/finalizers"): {"update"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "update", "delete"},

@@ -91,10 +91,11 @@ Events and claims. Shared by the ClusterRole (cluster-wide mode) and the per-nam
 verbs the operator uses; no wildcards. tests/chart checks the operator's recorded API calls against them.
 */}}
 {{- define "tycho.namespacedRules" -}}
-# The System resources: watched, their status written through the status subresource.
+# The System resources: watched, their status written through the status subresource, and deleted when
+# their session or lifetime ends.
 - apiGroups: ["tycho.dev"]
   resources: ["systems"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch", "update", "delete"]
 - apiGroups: ["tycho.dev"]
   resources: ["systems/status"]
   verbs: ["get", "patch", "update"]
