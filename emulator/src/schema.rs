@@ -1280,13 +1280,6 @@ impl SchemaChecker {
                 ));
                 continue;
             }
-            for w in kube_cel::check_rule_scope(rule, kube_cel::ScopeContext::CrdValidation) {
-                self.errors.push(invalid(
-                    &child(&rpath, "rule"),
-                    &quoted(rule),
-                    &format!("compilation failed: {}", w.message),
-                ));
-            }
             let uses_old = Program::compile(rule)
                 .map(|p| p.references().has_variable("oldSelf"))
                 .unwrap_or(false);
