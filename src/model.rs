@@ -90,8 +90,9 @@ pub struct SystemSpec {
 
     /// Name of a `coordination.k8s.io/v1` Lease in this namespace that owns the System: when the Lease
     /// stops being renewed or is deleted, the System and everything it created are deleted.
+    /// At most 63 characters: it is also the value of the `tycho.dev/session` label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub session: Option<String>,
 
     /// Hard lifetime in seconds after the System's creation, after which it is deleted.
