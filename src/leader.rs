@@ -715,6 +715,48 @@ mod tests {
     }
 
     #[test]
+    fn flags_parse_as_the_chart_passes_them() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            le: LeaderElectArgs,
+        }
+        let t = T::try_parse_from([
+            "t",
+            "--leader-elect",
+            "--leader-elect-namespace=tycho-system",
+            "--leader-elect-lease-name=tycho",
+            "--leader-elect-identity=tycho-6d4f-abcde",
+            "--leader-elect-lease-duration=15",
+            "--leader-elect-renew-deadline=10",
+            "--leader-elect-retry-period=2",
+        ])
+        .unwrap();
+        assert!(t.le.enabled);
+        assert_eq!(t.le.namespace.as_deref(), Some("tycho-system"));
+        assert_eq!(t.le.identity.as_deref(), Some("tycho-6d4f-abcde"));
+        assert_eq!(
+            (
+                t.le.lease_duration_seconds,
+                t.le.renew_deadline_seconds,
+                t.le.retry_period_seconds
+            ),
+            (15, 10, 2)
+        );
+        let off = T::try_parse_from(["t"]).unwrap();
+        assert_eq!(off.le.lease_name, "tycho");
+        assert_eq!(
+            (
+                off.le.lease_duration_seconds,
+                off.le.renew_deadline_seconds,
+                off.le.retry_period_seconds
+            ),
+            (15, 10, 2)
+        );
+    }
+
+    #[test]
     fn jitter_stays_within_twenty_percent() {
         for _ in 0..100 {
             let j = jittered(Duration::from_secs(10));
