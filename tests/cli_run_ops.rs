@@ -11,9 +11,17 @@ use common::TestCluster;
 use tokio::process::Command;
 
 fn kubeconfig(cluster: &TestCluster) -> PathBuf {
-    match std::env::var(common::KUBECONFIG_ENV).ok().filter(|s| !s.is_empty()) {
+    match std::env::var(common::KUBECONFIG_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
         Some(p) => PathBuf::from(p),
-        None => cluster.emulator.as_ref().expect("emulator").kubeconfig_path().to_path_buf(),
+        None => cluster
+            .emulator
+            .as_ref()
+            .expect("emulator")
+            .kubeconfig_path()
+            .to_path_buf(),
     }
 }
 
@@ -63,7 +71,11 @@ async fn apply_get_status_exec_cp_logs_tunnel_delete() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "system.tycho.dev/web serverside-applied\n");
 
-    let (code, out, err) = tycho(&cluster, &["status", "web", "--wait", "ready", "--timeout", "60s"]).await;
+    let (code, out, err) = tycho(
+        &cluster,
+        &["status", "web", "--wait", "ready", "--timeout", "60s"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Phase:     Ready"), "{out}");
 
@@ -80,17 +92,35 @@ async fn apply_get_status_exec_cp_logs_tunnel_delete() {
     assert_eq!(code, 0);
     assert!(out.contains("kind: List"), "{out}");
 
-    let (code, out, err) = tycho(&cluster, &["exec", "web", "--", "cat", "/usr/share/nginx/html/index.html"]).await;
+    let (code, out, err) = tycho(
+        &cluster,
+        &[
+            "exec",
+            "web",
+            "--",
+            "cat",
+            "/usr/share/nginx/html/index.html",
+        ],
+    )
+    .await;
     assert_eq!((code, out.as_str()), (0, "Hello from apply\n"), "{err}");
     let (code, _, _) = tycho(&cluster, &["exec", "web", "--", "sh", "-c", "exit 5"]).await;
     assert_eq!(code, 5, "exec exits with the remote exit code");
 
     let up = dir.path().join("up.txt");
     std::fs::write(&up, "uploaded\n").unwrap();
-    let (code, _, err) = tycho(&cluster, &["cp", up.to_str().unwrap(), "web:/srv/new/up.txt"]).await;
+    let (code, _, err) = tycho(
+        &cluster,
+        &["cp", up.to_str().unwrap(), "web:/srv/new/up.txt"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     let down = dir.path().join("down.txt");
-    let (code, _, err) = tycho(&cluster, &["cp", "web:/srv/new/up.txt", down.to_str().unwrap()]).await;
+    let (code, _, err) = tycho(
+        &cluster,
+        &["cp", "web:/srv/new/up.txt", down.to_str().unwrap()],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read_to_string(&down).unwrap(), "uploaded\n");
     let (code, _, err) = tycho(&cluster, &["cp", "web:/nope", down.to_str().unwrap()]).await;
@@ -108,7 +138,11 @@ async fn apply_get_status_exec_cp_logs_tunnel_delete() {
         .unwrap();
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let addr: std::net::SocketAddr = line
         .trim_start_matches("Forwarding from ")
         .split(" -> ")
@@ -119,7 +153,10 @@ async fn apply_get_status_exec_cp_logs_tunnel_delete() {
     let (code, body) = common::http_get(addr, "/").await.unwrap();
     assert_eq!((code, body.as_str()), (200, "Hello from apply\n"));
     let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
     assert_eq!(child.wait().await.unwrap().code(), Some(130));
 
     let (code, out, err) = tycho(&cluster, &["logs", "web", "--timestamps"]).await;
@@ -139,10 +176,16 @@ async fn apply_get_status_exec_cp_logs_tunnel_delete() {
 #[tokio::test]
 async fn usage_errors_completions_and_man() {
     let bin = env!("CARGO_BIN_EXE_tycho");
-    let out = std::process::Command::new(bin).args(["completions", "bash"]).output().unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("tycho"));
-    let out = std::process::Command::new(bin).args(["man"]).output().unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["man"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(".TH tycho 1"));
     let dir = tempfile::tempdir().unwrap();
@@ -155,11 +198,25 @@ async fn usage_errors_completions_and_man() {
     assert!(dir.path().join("tycho-run.1").exists());
     // Usage errors exit 2 before any cluster is contacted.
     let out = std::process::Command::new(bin)
-        .args(["run", "nginx", "NOT_AN_ASSIGNMENT", "--kubeconfig", "/nonexistent"])
+        .args([
+            "run",
+            "nginx",
+            "NOT_AN_ASSIGNMENT",
+            "--kubeconfig",
+            "/nonexistent",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = std::process::Command::new(bin).args(["run"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(bin)
+        .args(["run"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     // `tycho run .` without docker says why.
     let out = std::process::Command::new(bin)

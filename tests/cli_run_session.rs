@@ -16,7 +16,10 @@ use tokio::process::{Child, Command};
 use tycho::model::System;
 
 fn kubeconfig(cluster: &TestCluster) -> PathBuf {
-    match std::env::var(common::KUBECONFIG_ENV).ok().filter(|s| !s.is_empty()) {
+    match std::env::var(common::KUBECONFIG_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
         Some(p) => PathBuf::from(p),
         None => cluster
             .emulator
@@ -43,10 +46,17 @@ async fn tycho_run(cluster: &TestCluster, extra: &[&str]) -> Run {
     let script = dir.path().join("browser.sh");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\necho \"$1\" > {0}.tmp && mv {0}.tmp {0}\n", record.display()),
+        format!(
+            "#!/bin/sh\necho \"$1\" > {0}.tmp && mv {0}.tmp {0}\n",
+            record.display()
+        ),
     )
     .unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tycho"));
     cmd.arg("run")
         .arg("--kubeconfig")
@@ -54,7 +64,10 @@ async fn tycho_run(cluster: &TestCluster, extra: &[&str]) -> Run {
         .args(["-n", &cluster.namespace, "-p", "80", "--json"])
         .arg(&state)
         .arg("-f")
-        .arg(format!("{}:/usr/share/nginx/html/index.html", index.display()))
+        .arg(format!(
+            "{}:/usr/share/nginx/html/index.html",
+            index.display()
+        ))
         .args(extra)
         .arg("nginx")
         .arg("GREETING=hello")
@@ -82,7 +95,10 @@ async fn wait_state(path: &Path) -> serde_json::Value {
 
 fn signal(child: &Child, sig: &str) {
     let pid = child.id().expect("running").to_string();
-    let st = std::process::Command::new("kill").args([sig, &pid]).status().unwrap();
+    let st = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -106,14 +122,25 @@ async fn run_with_browser_then_sigint_cleans_everything() {
     let local = state["ports"][0]["local"].as_u64().unwrap() as u16;
     assert_eq!(state["ports"][0]["container"], 80);
     // The browser was handed the tunnel's URL, and the URL serves the pre-boot index.html.
-    let url = std::fs::read_to_string(&run.browser_record).unwrap().trim().to_string();
+    let url = std::fs::read_to_string(&run.browser_record)
+        .unwrap()
+        .trim()
+        .to_string();
     assert_eq!(url, format!("http://127.0.0.1:{local}/"));
-    let (code, body) = common::http_get(([127, 0, 0, 1], local).into(), "/").await.unwrap();
+    let (code, body) = common::http_get(([127, 0, 0, 1], local).into(), "/")
+        .await
+        .unwrap();
     assert_eq!((code, body.as_str()), (200, "Hello from tycho run\n"));
     // The environment variable reached the container.
     let systems: kube::Api<System> = cluster.api();
-    let sys = systems.get(state["system"].as_str().unwrap()).await.unwrap();
-    assert_eq!(sys.spec.containers[0].env[0].value.as_deref(), Some("hello"));
+    let sys = systems
+        .get(state["system"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        sys.spec.containers[0].env[0].value.as_deref(),
+        Some("hello")
+    );
     assert_eq!(sys.spec.session.as_deref(), state["lease"].as_str());
 
     signal(&run.child, "-INT");
@@ -127,13 +154,32 @@ async fn run_with_browser_then_sigint_cleans_everything() {
         use tokio::io::AsyncReadExt;
         e.read_to_string(&mut stderr).await.unwrap();
     }
-    for expected in ["Connecting to:", "Spawning container:", "Container is running:", "Created tunnel object onto:", "Connected onto: http://127.0.0.1:"] {
-        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    for expected in [
+        "Connecting to:",
+        "Spawning container:",
+        "Container is running:",
+        "Created tunnel object onto:",
+        "Connected onto: http://127.0.0.1:",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
-    assert!(nothing_left(&cluster, Duration::from_secs(10)).await.is_some(), "System and Lease are gone");
+    assert!(
+        nothing_left(&cluster, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "System and Lease are gone"
+    );
     let pods: kube::Api<Pod> = cluster.api();
     let no_pods = eventually(Duration::from_secs(15), || async {
-        pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+        pods.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
     })
     .await;
     assert!(no_pods.is_some(), "its pod is gone too");
@@ -155,7 +201,13 @@ async fn run_killed_with_sigkill_is_collected_within_the_lease_duration() {
     let gone = nothing_left(&cluster, lease + Duration::from_secs(5)).await;
     let took = killed_at.elapsed();
     eprintln!("SIGKILLed session collected {took:?} after the kill (lease {lease:?})");
-    assert!(gone.is_some(), "System {system} and its Lease were collected");
-    assert!(took <= lease + Duration::from_secs(1), "collected after {took:?}, lease {lease:?}");
+    assert!(
+        gone.is_some(),
+        "System {system} and its Lease were collected"
+    );
+    assert!(
+        took <= lease + Duration::from_secs(1),
+        "collected after {took:?}, lease {lease:?}"
+    );
     cluster.cleanup().await;
 }

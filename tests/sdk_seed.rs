@@ -44,30 +44,49 @@ async fn first_container_browser_flow() {
     let script = dir.path().join("browser.sh");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\necho \"$1\" > {}.tmp && mv {0}.tmp {0}\n", record.display()),
+        format!(
+            "#!/bin/sh\necho \"$1\" > {}.tmp && mv {0}.tmp {0}\n",
+            record.display()
+        ),
     )
     .unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
     // SAFETY: no other test in this binary reads or writes BROWSER.
     unsafe { std::env::set_var("BROWSER", &script) };
 
     let location = location(&cluster).await;
     let node = location.best_node().await.unwrap();
     let container = node.spawn(nginx_with_index("Hello World!")).await.unwrap();
-    let tunnel = container.attach_browser(None, None, "/", BOOT).await.unwrap();
+    let tunnel = container
+        .attach_browser(None, None, "/", BOOT)
+        .await
+        .unwrap();
     let url = eventually(Duration::from_secs(10), || async {
-        std::fs::read_to_string(&record).ok().map(|s| s.trim().to_string())
+        std::fs::read_to_string(&record)
+            .ok()
+            .map(|s| s.trim().to_string())
     })
     .await
     .expect("the browser was opened");
     assert_eq!(url, format!("http://127.0.0.1:{}/", tunnel.local_port()));
-    let addr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
     let (code, body) = common::http_get(addr, "/").await.unwrap();
     assert_eq!(code, 200);
     assert_eq!(body, "Hello World!");
     // The pod runs on the node we chose.
     let pods = container.list_pods().await.unwrap();
-    assert_eq!(pods[0].spec.as_ref().unwrap().node_name.as_deref(), Some(node.name.as_str()));
+    assert_eq!(
+        pods[0].spec.as_ref().unwrap().node_name.as_deref(),
+        Some(node.name.as_str())
+    );
     location.close().await.unwrap();
     cluster.cleanup().await;
 }
@@ -84,10 +103,22 @@ async fn preboot_files_put_and_fetch() {
         .await
         .unwrap();
     container.wait_ready(BOOT).await.unwrap();
-    assert_eq!(container.fetch("/usr/share/nginx/html/index.html").await.unwrap(), b"Hello World!");
-    assert_eq!(container.fetch("/etc/app/config.toml").await.unwrap(), b"a = 1\n");
+    assert_eq!(
+        container
+            .fetch("/usr/share/nginx/html/index.html")
+            .await
+            .unwrap(),
+        b"Hello World!"
+    );
+    assert_eq!(
+        container.fetch("/etc/app/config.toml").await.unwrap(),
+        b"a = 1\n"
+    );
     container.put("/usr/new/path", b"Some data").await.unwrap();
-    assert_eq!(container.fetch("/usr/new/path").await.unwrap(), b"Some data");
+    assert_eq!(
+        container.fetch("/usr/new/path").await.unwrap(),
+        b"Some data"
+    );
     let binary: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
     container.put("/tmp/blob.bin", &binary).await.unwrap();
     assert_eq!(container.fetch("/tmp/blob.bin").await.unwrap(), binary);
@@ -96,9 +127,18 @@ async fn preboot_files_put_and_fetch() {
         assert!(String::from_utf8_lossy(&conf).contains("worker_processes"));
     }
     let err = container.fetch("/no/such/file").await.unwrap_err();
-    assert!(matches!(err, tycho::sdk::SdkError::NotFound { .. }), "{err}");
-    let err = container.fetch_limited("/tmp/blob.bin", 1000).await.unwrap_err();
-    assert!(matches!(err, tycho::sdk::SdkError::TooLarge { limit: 1000, .. }), "{err}");
+    assert!(
+        matches!(err, tycho::sdk::SdkError::NotFound { .. }),
+        "{err}"
+    );
+    let err = container
+        .fetch_limited("/tmp/blob.bin", 1000)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tycho::sdk::SdkError::TooLarge { limit: 1000, .. }),
+        "{err}"
+    );
     location.close().await.unwrap();
     cluster.cleanup().await;
 }
@@ -109,13 +149,31 @@ async fn synchronous_and_asynchronous_processes() {
     let cluster = TestCluster::start().await;
     let _controller = cluster.run_controller(|_| {}).await;
     let location = location(&cluster).await;
-    let container = location.spawn(ContainerSpec::new("nginx").port(80)).await.unwrap();
-    container.wait_http_200(None, None, "/", BOOT).await.unwrap();
+    let container = location
+        .spawn(ContainerSpec::new("nginx").port(80))
+        .await
+        .unwrap();
+    container
+        .wait_http_200(None, None, "/", BOOT)
+        .await
+        .unwrap();
     // Synchronously.
-    let out = container.spawn_process("ps faxu").await.unwrap().wait_until_complete().await.unwrap();
+    let out = container
+        .spawn_process("ps faxu")
+        .await
+        .unwrap()
+        .wait_until_complete()
+        .await
+        .unwrap();
     assert_eq!(out.code, 0);
     assert!(out.stdout_str().contains("PID"), "{}", out.stdout_str());
-    let out = container.spawn_process("exit 7").await.unwrap().wait_until_complete().await.unwrap();
+    let out = container
+        .spawn_process("exit 7")
+        .await
+        .unwrap()
+        .wait_until_complete()
+        .await
+        .unwrap();
     assert_eq!(out.code, 7);
     // Asynchronously, with callbacks: the first chunk arrives before the process ends.
     let data = Arc::new(Mutex::new(Vec::<(Instant, Vec<u8>)>::new()));
@@ -137,9 +195,18 @@ async fn synchronous_and_asynchronous_processes() {
     let chunks = data.lock().unwrap().clone();
     let all: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.clone()).collect();
     assert_eq!(all, b"tick\ntock\n");
-    assert!(end_time - chunks[0].0 >= Duration::from_millis(900), "output streamed before the end");
+    assert!(
+        end_time - chunks[0].0 >= Duration::from_millis(900),
+        "output streamed before the end"
+    );
     // The sleep is still running (visible in ps), until destroyed.
-    let ps = container.spawn_process("ps").await.unwrap().wait_until_complete().await.unwrap();
+    let ps = container
+        .spawn_process("ps")
+        .await
+        .unwrap()
+        .wait_until_complete()
+        .await
+        .unwrap();
     if cluster.is_emulator() {
         assert!(ps.stdout_str().contains("sleep 3"), "{}", ps.stdout_str());
     }
@@ -159,16 +226,45 @@ async fn sleeping_container_server_started_later() {
         .await
         .unwrap();
     container.wait_ready(BOOT).await.unwrap();
-    let before = container.spawn_process("ps").await.unwrap().wait_until_complete().await.unwrap();
-    let tunnel = container.attach_tunnel(80, None, IpAddr::from([127, 0, 0, 1])).await.unwrap();
-    assert!(tunnel.http_get(None, "/").await.is_err(), "nothing listens while asleep");
+    let before = container
+        .spawn_process("ps")
+        .await
+        .unwrap()
+        .wait_until_complete()
+        .await
+        .unwrap();
+    let tunnel = container
+        .attach_tunnel(80, None, IpAddr::from([127, 0, 0, 1]))
+        .await
+        .unwrap();
+    assert!(
+        tunnel.http_get(None, "/").await.is_err(),
+        "nothing listens while asleep"
+    );
     let server = container.spawn_process("nginx").await.unwrap();
-    tunnel.wait_http_200(None, "/", Duration::from_secs(20)).await.unwrap();
+    tunnel
+        .wait_http_200(None, "/", Duration::from_secs(20))
+        .await
+        .unwrap();
     let (code, body) = tunnel.http_get(None, "/").await.unwrap();
     assert_eq!((code, body.as_slice()), (200, &b"late hello"[..]));
-    let after = container.spawn_process("ps").await.unwrap().wait_until_complete().await.unwrap();
-    assert!(!before.stdout_str().lines().any(|l| l.ends_with(" nginx")), "{}", before.stdout_str());
-    assert!(after.stdout_str().lines().any(|l| l.ends_with(" nginx")), "{}", after.stdout_str());
+    let after = container
+        .spawn_process("ps")
+        .await
+        .unwrap()
+        .wait_until_complete()
+        .await
+        .unwrap();
+    assert!(
+        !before.stdout_str().lines().any(|l| l.ends_with(" nginx")),
+        "{}",
+        before.stdout_str()
+    );
+    assert!(
+        after.stdout_str().lines().any(|l| l.ends_with(" nginx")),
+        "{}",
+        after.stdout_str()
+    );
     drop(server);
     location.close().await.unwrap();
     cluster.cleanup().await;
@@ -181,24 +277,41 @@ async fn logs_are_timestamped_and_follow() {
     let _controller = cluster.run_controller(|_| {}).await;
     let location = location(&cluster).await;
     let container = location.spawn(nginx_with_index("logged")).await.unwrap();
-    let tunnel = container.wait_http_200(None, None, "/", BOOT).await.unwrap();
+    let tunnel = container
+        .wait_http_200(None, None, "/", BOOT)
+        .await
+        .unwrap();
     let logs = container.logs().await.unwrap();
     assert!(!logs.is_empty());
     let now = chrono::Utc::now();
-    assert!(logs.iter().all(|l| l.time <= now && now - l.time < chrono::Duration::minutes(5)));
+    assert!(
+        logs.iter()
+            .all(|l| l.time <= now && now - l.time < chrono::Duration::minutes(5))
+    );
     if cluster.is_emulator() {
-        assert!(logs.iter().any(|l| l.text.contains("\"GET / HTTP/1.1\" 200")), "{logs:?}");
+        assert!(
+            logs.iter()
+                .any(|l| l.text.contains("\"GET / HTTP/1.1\" 200")),
+            "{logs:?}"
+        );
     }
     let t = tokio::spawn({
         let c = container.clone();
         async move {
-            c.logs_until(Duration::from_secs(10), |l| l.text.contains("/followed")).await
+            c.logs_until(Duration::from_secs(10), |l| l.text.contains("/followed"))
+                .await
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = tunnel.http_get(None, "/followed").await.unwrap();
     let followed = t.await.unwrap().unwrap();
-    assert!(followed.last().unwrap().text.contains("\"GET /followed HTTP/1.1\" 404"));
+    assert!(
+        followed
+            .last()
+            .unwrap()
+            .text
+            .contains("\"GET /followed HTTP/1.1\" 404")
+    );
     location.close().await.unwrap();
     cluster.cleanup().await;
 }
@@ -211,23 +324,46 @@ async fn ten_containers_concurrently_versus_sequentially() {
     let location = location(&cluster).await;
     let t0 = Instant::now();
     for i in 0..10 {
-        let c = location.best_node().await.unwrap().spawn(nginx_with_index(&format!("seq {i}"))).await.unwrap();
-        c.wait_http_200(None, Some("www.atomicdroplet.com"), "/", BOOT).await.unwrap();
+        let c = location
+            .best_node()
+            .await
+            .unwrap()
+            .spawn(nginx_with_index(&format!("seq {i}")))
+            .await
+            .unwrap();
+        c.wait_http_200(None, Some("www.atomicdroplet.com"), "/", BOOT)
+            .await
+            .unwrap();
     }
     let sequential = t0.elapsed();
     let t1 = Instant::now();
     let mut containers = Vec::new();
     for i in 0..10 {
-        containers.push(location.best_node().await.unwrap().spawn(nginx_with_index(&format!("par {i}"))).await.unwrap());
+        containers.push(
+            location
+                .best_node()
+                .await
+                .unwrap()
+                .spawn(nginx_with_index(&format!("par {i}")))
+                .await
+                .unwrap(),
+        );
     }
     let mut tunnels = Vec::new();
     for c in &containers {
-        tunnels.push(c.wait_http_200(None, Some("www.atomicdroplet.com"), "/", BOOT).await.unwrap());
+        tunnels.push(
+            c.wait_http_200(None, Some("www.atomicdroplet.com"), "/", BOOT)
+                .await
+                .unwrap(),
+        );
     }
     let concurrent = t1.elapsed();
     println!("10 containers: sequential {sequential:?}, concurrent {concurrent:?}");
     eprintln!("10 containers: sequential {sequential:?}, concurrent {concurrent:?}");
-    assert!(concurrent < sequential, "concurrent {concurrent:?} vs sequential {sequential:?}");
+    assert!(
+        concurrent < sequential,
+        "concurrent {concurrent:?} vs sequential {sequential:?}"
+    );
     let (code, body) = tunnels[9].http_get(None, "/").await.unwrap();
     assert_eq!((code, body.as_slice()), (200, &b"par 9"[..]));
     location.close().await.unwrap();
@@ -241,7 +377,10 @@ async fn closing_the_session_collects_everything() {
     let _controller = cluster.run_controller(|_| {}).await;
     let location = location(&cluster).await;
     let a = location.spawn(nginx_with_index("a")).await.unwrap();
-    let b = location.spawn(ContainerSpec::new("busybox").sleep(true)).await.unwrap();
+    let b = location
+        .spawn(ContainerSpec::new("busybox").sleep(true))
+        .await
+        .unwrap();
     a.wait_ready(BOOT).await.unwrap();
     b.wait_ready(BOOT).await.unwrap();
     b.destroy().await.unwrap();
@@ -255,7 +394,12 @@ async fn closing_the_session_collects_everything() {
     assert!(gone.is_some(), "the session's Systems were collected");
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = cluster.api();
     let no_pods = eventually(Duration::from_secs(15), || async {
-        pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+        pods.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
     })
     .await;
     assert!(no_pods.is_some(), "their pods went with them");
@@ -263,12 +407,18 @@ async fn closing_the_session_collects_everything() {
     // Deleting the Lease behind the SDK's back: the session reports itself lost.
     let other = location_with(&cluster, Duration::from_secs(3)).await;
     let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> = cluster.api();
-    leases.delete(other.session_name(), &Default::default()).await.unwrap();
-    let mut w = other.session_watch();
-    tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| matches!(s, tycho::sdk::SessionState::Lost(_))))
+    leases
+        .delete(other.session_name(), &Default::default())
         .await
-        .unwrap()
         .unwrap();
+    let mut w = other.session_watch();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        w.wait_for(|s| matches!(s, tycho::sdk::SessionState::Lost(_))),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert!(other.session_lost());
     assert!(other.spawn(ContainerSpec::new("nginx")).await.is_err());
     cluster.cleanup().await;

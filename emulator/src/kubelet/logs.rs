@@ -97,15 +97,15 @@ where
             b.truncate(room);
             Bytes::from(b)
         };
-        if let Some(init) = st.initial.take() {
-            if !init.is_empty() || !st.params.follow {
-                if init.is_empty() {
-                    return None;
-                }
-                let b = cut(init, st.sent);
-                st.sent += b.len();
-                return Some((Ok(b), st));
+        if let Some(init) = st.initial.take()
+            && (!init.is_empty() || !st.params.follow)
+        {
+            if init.is_empty() {
+                return None;
             }
+            let b = cut(init, st.sent);
+            st.sent += b.len();
+            return Some((Ok(b), st));
         }
         if !st.params.follow {
             return None;

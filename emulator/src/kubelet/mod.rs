@@ -172,11 +172,14 @@ fn to_chrono(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> DateTi
         .unwrap_or_else(Utc::now)
 }
 
+/// Runtime table: (pod uid, container name, restart count) → container.
+type ContainerTable = HashMap<(String, String, i32), ContainerRef>;
+
 /// The simulated kubelet: one per emulator, shared by all requests (cheap to clone).
 #[derive(Clone)]
 pub struct Kubelet {
     client: kube::Client,
-    containers: Arc<Mutex<HashMap<(String, String, i32), ContainerRef>>>,
+    containers: Arc<Mutex<ContainerTable>>,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -460,7 +463,7 @@ impl Kubelet {
         Ok(c)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String, i32), ContainerRef>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ContainerTable> {
         self.containers.lock().unwrap_or_else(|e| e.into_inner())
     }
 

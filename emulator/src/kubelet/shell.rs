@@ -521,7 +521,7 @@ fn parse_duration(s: &str) -> Option<Duration> {
         _ => (s, 1.0),
     };
     let v: f64 = num.parse().ok()?;
-    if !(v >= 0.0) {
+    if v.is_nan() || v < 0.0 {
         return None;
     }
     Some(Duration::from_secs_f64((v * mult).min(1e12)))
