@@ -244,3 +244,23 @@ fn the_same_system_twice_is_an_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("more than once"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_directory_renders_all_its_yaml_files_in_name_order() {
+    let o = tycho(&["render", "-f", "examples"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names: Vec<String> = kinds(&stdout(&o))
+        .into_iter()
+        .filter(|k| k.starts_with("Deployment/") || k.starts_with("Pod/"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Deployment/jupyter",
+            "Deployment/nginx",
+            "Deployment/rstudio",
+            "Pod/scratch",
+            "Deployment/two-containers"
+        ]
+    );
+}

@@ -1,4 +1,5 @@
-//! Golden files: every example under `examples/` renders exactly to `tests/golden/<example>.yaml`.
+//! Golden files: every example under `examples/` renders exactly to `tests/golden/<example>.yaml`,
+//! and every good corpus System to `tests/golden/corpus-<name>.yaml`.
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test --test render_golden` and review the diff.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +8,13 @@ use tycho::cli::render::parse_systems;
 use tycho::render::{RenderSettings, Renderer};
 
 fn examples() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files = yaml_files("examples");
+    files.extend(yaml_files("tests/corpus/good"));
+    files
+}
+
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -41,7 +48,15 @@ fn every_example_matches_its_golden_file() {
     let mut failures = Vec::new();
     for example in &examples {
         let got = render_file(example);
-        let golden = golden_dir.join(example.file_name().unwrap());
+        let prefix = if example.parent().unwrap().ends_with("good") {
+            "corpus-"
+        } else {
+            ""
+        };
+        let golden = golden_dir.join(format!(
+            "{prefix}{}",
+            example.file_name().unwrap().to_str().unwrap()
+        ));
         if update {
             std::fs::write(&golden, &got).unwrap();
             continue;

@@ -18,7 +18,8 @@ use crate::render::{RenderError, RenderSettings, Renderer};
 /// Arguments of `tycho render`.
 #[derive(clap::Args, Debug)]
 pub struct RenderArgs {
-    /// File with one or more System documents (`-` for standard input); repeatable.
+    /// File with one or more System documents (`-` for standard input, a directory for its
+    /// `*.yaml` files); repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
     /// Extended resource name that `gpus` maps to.
@@ -56,7 +57,8 @@ pub fn render_files(args: &RenderArgs) -> Result<String, CliError> {
     let mut seen = BTreeSet::new();
     let mut out = String::new();
     let mut stdin_used = false;
-    for path in &args.files {
+    for path in expand_dirs(&args.files)? {
+        let path = &path;
         let (label, text) = if path.as_os_str() == "-" {
             if stdin_used {
                 return Err(CliError::Usage(
@@ -103,6 +105,37 @@ pub fn render_files(args: &RenderArgs) -> Result<String, CliError> {
                     .map_err(|e| CliError::Failed(e.to_string()))?,
             );
         }
+    }
+    Ok(out)
+}
+
+/// Replace each directory by its `*.yaml` / `*.yml` files, sorted by name (like `kubectl -f DIR`).
+fn expand_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let io = |e| CliError::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(io)? {
+            let p = entry.map_err(io)?.path();
+            if p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(p);
+            }
+        }
+        if files.is_empty() {
+            return Err(CliError::Usage(format!(
+                "{}: no *.yaml files in this directory",
+                path.display()
+            )));
+        }
+        files.sort();
+        out.extend(files);
     }
     Ok(out)
 }
