@@ -58,7 +58,7 @@ spec:
               x-kubernetes-preserve-unknown-fields: true
 "#;
 
-#[ignore = "until the emulator accepts the System CRD (CEL macro variables) and serves rbac.authorization.k8s.io/v1 and policy/v1 PodDisruptionBudget"]
+#[ignore = "until the emulator serves rbac.authorization.k8s.io/v1 (Role, ClusterRole, bindings) and policy/v1 PodDisruptionBudget: kubectl validation fails on them"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_chart_applies_with_kubectl_and_rolls_out() {
     let emu = Emulator::start(EmulatorConfig {

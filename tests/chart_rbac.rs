@@ -252,7 +252,6 @@ fn summary(requests: &[Request]) -> String {
     kinds.join(", ")
 }
 
-#[ignore = "until the emulator accepts the System CRD: it rejects CEL rules whose macros bind variables (emulator/src/schema.rs, kube_cel::check_rule_scope)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_wide_chart_rbac_allows_every_call_the_operator_makes() {
     let requests = operator_requests(&["research"], Vec::new()).await;
@@ -266,7 +265,6 @@ async fn cluster_wide_chart_rbac_allows_every_call_the_operator_makes() {
     );
 }
 
-#[ignore = "until the emulator accepts the System CRD: it rejects CEL rules whose macros bind variables (emulator/src/schema.rs, kube_cel::check_rule_scope)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaced_chart_rbac_allows_every_call_the_operator_makes() {
     // tests/chart/values/namespaced.yaml: Roles in team-a and team-b, no Node access.
