@@ -40,19 +40,31 @@ fn nginx_spec() -> serde_json::Value {
 
 /// Apply a System as a user would (`kubectl apply --server-side`).
 async fn apply(api: &Api<System>, s: &System) {
-    api.patch(&s.name_any(), &PatchParams::apply("tycho-tests").force(), &Patch::Apply(s))
-        .await
-        .unwrap();
+    api.patch(
+        &s.name_any(),
+        &PatchParams::apply("tycho-tests").force(),
+        &Patch::Apply(s),
+    )
+    .await
+    .unwrap();
 }
 
-async fn wait_system(api: &Api<System>, name: &str, what: &str, pred: impl Fn(&System) -> bool) -> System {
+async fn wait_system(
+    api: &Api<System>,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&System) -> bool,
+) -> System {
     match eventually(WAIT, || async {
         api.get_opt(name).await.ok().flatten().filter(|s| pred(s))
     })
     .await
     {
         Some(s) => s,
-        None => panic!("System {name}: {what} not reached; last: {:?}", api.get_opt(name).await.ok().flatten().map(|s| s.status)),
+        None => panic!(
+            "System {name}: {what} not reached; last: {:?}",
+            api.get_opt(name).await.ok().flatten().map(|s| s.status)
+        ),
     }
 }
 
@@ -60,7 +72,10 @@ fn phase(s: &System) -> Option<Phase> {
     s.status.as_ref().and_then(|st| st.phase)
 }
 
-fn condition<'a>(s: &'a System, t: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+fn condition<'a>(
+    s: &'a System,
+    t: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     s.status.as_ref()?.conditions.iter().find(|c| c.type_ == t)
 }
 
@@ -68,9 +83,11 @@ async fn gone<K>(api: &Api<K>, name: &str) -> bool
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    eventually(WAIT, || async { matches!(api.get_opt(name).await, Ok(None)).then_some(()) })
-        .await
-        .is_some()
+    eventually(WAIT, || async {
+        matches!(api.get_opt(name).await, Ok(None)).then_some(())
+    })
+    .await
+    .is_some()
 }
 
 async fn event_reasons(c: &TestCluster, object: &str) -> Vec<String> {
@@ -88,10 +105,18 @@ async fn event_reasons(c: &TestCluster, object: &str) -> Vec<String> {
 
 async fn wait_event(c: &TestCluster, object: &str, reason: &str) {
     let found = eventually(WAIT, || async {
-        event_reasons(c, object).await.iter().any(|r| r == reason).then_some(())
+        event_reasons(c, object)
+            .await
+            .iter()
+            .any(|r| r == reason)
+            .then_some(())
     })
     .await;
-    assert!(found.is_some(), "no {reason} Event on {object}: {:?}", event_reasons(c, object).await);
+    assert!(
+        found.is_some(),
+        "no {reason} Event on {object}: {:?}",
+        event_reasons(c, object).await
+    );
 }
 
 fn owned_by(meta: &kube::api::ObjectMeta, sys: &System) -> bool {
@@ -118,7 +143,10 @@ async fn create_gives_owned_children_and_a_ready_status_with_node_ports() {
     let systems: Api<System> = c.api();
     apply(&systems, &system("web", nginx_spec())).await;
 
-    let sys = wait_system(&systems, "web", "phase Ready", |s| phase(s) == Some(Phase::Ready)).await;
+    let sys = wait_system(&systems, "web", "phase Ready", |s| {
+        phase(s) == Some(Phase::Ready)
+    })
+    .await;
     let st = sys.status.clone().unwrap();
     assert_eq!(st.ready.as_deref(), Some("1/1"));
     assert_eq!((st.ready_replicas, st.replicas), (1, 1));
@@ -135,17 +163,34 @@ async fn create_gives_owned_children_and_a_ready_status_with_node_ports() {
     for meta in [&dep.metadata, &svc.metadata, &cm.metadata] {
         assert!(owned_by(meta, &sys), "owner reference on {:?}", meta.name);
         assert!(labelled(meta, "web"), "labels on {:?}", meta.name);
-        let managers: Vec<_> = meta.managed_fields.iter().flatten().filter_map(|m| m.manager.clone()).collect();
-        assert!(managers.iter().any(|m| m == "tycho"), "field manager tycho on {:?}: {managers:?}", meta.name);
+        let managers: Vec<_> = meta
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter_map(|m| m.manager.clone())
+            .collect();
+        assert!(
+            managers.iter().any(|m| m == "tycho"),
+            "field manager tycho on {:?}: {managers:?}",
+            meta.name
+        );
     }
-    let node_port = svc.spec.unwrap().ports.unwrap()[0].node_port.expect("allocated node port");
+    let node_port = svc.spec.unwrap().ports.unwrap()[0]
+        .node_port
+        .expect("allocated node port");
     assert_eq!(st.node_ports, Some(node_port.to_string()));
     assert_eq!(st.endpoints.len(), 1);
     assert_eq!(st.endpoints[0].node_port, Some(node_port));
     assert_eq!(st.endpoints[0].service.as_deref(), Some("web"));
     if c.is_emulator() {
-        let url = st.endpoints[0].url.clone().expect("url from a node address");
-        assert!(url.starts_with("http://10.0.") && url.ends_with(&format!(":{node_port}")), "{url}");
+        let url = st.endpoints[0]
+            .url
+            .clone()
+            .expect("url from a node address");
+        assert!(
+            url.starts_with("http://10.0.") && url.ends_with(&format!(":{node_port}")),
+            "{url}"
+        );
     }
 
     wait_event(&c, "web", "Created").await;
@@ -153,9 +198,20 @@ async fn create_gives_owned_children_and_a_ready_status_with_node_ports() {
 
     // Health and metrics.
     assert_eq!(ctrl.http_get("/healthz").await.map(|r| r.0), Some(200));
-    assert_eq!(ctrl.http_get("/readyz").await.map(|r| r.0), Some(200));
+    let ready = eventually(Duration::from_secs(10), || async {
+        ctrl.http_get("/readyz").await.filter(|r| r.0 == 200)
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "/readyz: {:?}",
+        ctrl.http_get("/readyz").await
+    );
     assert!(ctrl.metric("tycho_reconciles_total").await.unwrap_or(0.0) >= 1.0);
-    assert_eq!(ctrl.metric("tycho_systems{phase=\"Ready\"}").await, Some(1.0));
+    assert_eq!(
+        ctrl.metric("tycho_systems{phase=\"Ready\"}").await,
+        Some(1.0)
+    );
 
     ctrl.stop().await;
     c.cleanup().await;
@@ -168,15 +224,27 @@ async fn spec_changes_update_prune_and_drift_is_corrected() {
     let systems: Api<System> = c.api();
     let deployments: Api<Deployment> = c.api();
     apply(&systems, &system("app", nginx_spec())).await;
-    wait_system(&systems, "app", "phase Ready", |s| phase(s) == Some(Phase::Ready)).await;
+    wait_system(&systems, "app", "phase Ready", |s| {
+        phase(s) == Some(Phase::Ready)
+    })
+    .await;
 
     // Spec change: new image and an env var reach the Deployment.
     let mut spec = nginx_spec();
     spec["containers"][0]["image"] = json!("nginx:1.28");
-    spec["containers"][0]["env"] = json!([{ "name": "GREETING", "value": "hello: \"world\"\n{{ x }}" }]);
+    spec["containers"][0]["env"] =
+        json!([{ "name": "GREETING", "value": "hello: \"world\"\n{{ x }}" }]);
     apply(&systems, &system("app", spec.clone())).await;
     let image_and_env = |d: &Deployment| {
-        let c0 = d.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.clone();
+        let c0 = d
+            .spec
+            .as_ref()?
+            .template
+            .spec
+            .as_ref()?
+            .containers
+            .first()?
+            .clone();
         Some((c0.image?, c0.env?.first()?.value.clone()?))
     };
     let updated = eventually(WAIT, || async {
@@ -192,11 +260,16 @@ async fn spec_changes_update_prune_and_drift_is_corrected() {
     spec["containers"][0]["files"] = json!([]);
     spec["expose"] = json!("None");
     apply(&systems, &system("app", spec.clone())).await;
-    assert!(gone(&c.api::<ConfigMap>(), "app-files").await, "ConfigMap pruned");
+    assert!(
+        gone(&c.api::<ConfigMap>(), "app-files").await,
+        "ConfigMap pruned"
+    );
     assert!(gone(&c.api::<Service>(), "app").await, "Service pruned");
     wait_event(&c, "app", "Pruned").await;
     let sys = wait_system(&systems, "app", "no endpoints", |s| {
-        s.status.as_ref().is_some_and(|st| st.endpoints.is_empty() && st.node_ports.is_none())
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.endpoints.is_empty() && st.node_ports.is_none())
     })
     .await;
     assert!(sys.status.unwrap().endpoints.is_empty());
@@ -204,7 +277,14 @@ async fn spec_changes_update_prune_and_drift_is_corrected() {
     // Drift: someone edits the image with another field manager → restored.
     let drift = json!({ "spec": { "template": { "spec": { "containers": [{ "name": "web", "image": "evil:latest" }] } } } });
     deployments
-        .patch("app", &PatchParams { field_manager: Some("intruder".into()), ..Default::default() }, &Patch::Strategic(&drift))
+        .patch(
+            "app",
+            &PatchParams {
+                field_manager: Some("intruder".into()),
+                ..Default::default()
+            },
+            &Patch::Strategic(&drift),
+        )
         .await
         .unwrap();
     let restored = eventually(WAIT, || async {
@@ -217,9 +297,17 @@ async fn spec_changes_update_prune_and_drift_is_corrected() {
 
     // A deleted child is recreated.
     let old_uid = deployments.get("app").await.unwrap().uid();
-    deployments.delete("app", &DeleteParams::background()).await.unwrap();
+    deployments
+        .delete("app", &DeleteParams::background())
+        .await
+        .unwrap();
     let recreated = eventually(WAIT, || async {
-        deployments.get_opt("app").await.ok().flatten().filter(|d| d.uid() != old_uid && d.metadata.deletion_timestamp.is_none())
+        deployments
+            .get_opt("app")
+            .await
+            .ok()
+            .flatten()
+            .filter(|d| d.uid() != old_uid && d.metadata.deletion_timestamp.is_none())
     })
     .await;
     assert!(recreated.is_some(), "deleted Deployment restored");
@@ -232,10 +320,15 @@ async fn spec_changes_update_prune_and_drift_is_corrected() {
 async fn unchanged_system_costs_no_writes() {
     let c = TestCluster::start().await;
     // Reconcile every second even without changes, to measure what an unchanged reconcile costs.
-    let ctrl = c.run_controller(|cfg| cfg.resync = Duration::from_secs(1)).await;
+    let ctrl = c
+        .run_controller(|cfg| cfg.resync = Duration::from_secs(1))
+        .await;
     let systems: Api<System> = c.api();
     apply(&systems, &system("quiet", nginx_spec())).await;
-    wait_system(&systems, "quiet", "phase Ready", |s| phase(s) == Some(Phase::Ready)).await;
+    wait_system(&systems, "quiet", "phase Ready", |s| {
+        phase(s) == Some(Phase::Ready)
+    })
+    .await;
     // Let in-flight follow-ups (the reconcile triggered by our own status write) settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -244,30 +337,45 @@ async fn unchanged_system_costs_no_writes() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = ctrl.metric("tycho_reconciles_total").await.unwrap();
     let reconciles = after - before;
-    assert!(reconciles >= 3.0, "resync reconciles happened: {reconciles}");
+    assert!(
+        reconciles >= 3.0,
+        "resync reconciles happened: {reconciles}"
+    );
 
     if let Some(requests) = c.controller_requests() {
         let writes: Vec<_> = requests.iter().filter(|r| is_write(r)).collect();
         assert!(
             writes.is_empty(),
             "an unchanged System must cost no writes; got {:?}",
-            writes.iter().map(|r| format!("{} {}", r.verb, r.path)).collect::<Vec<_>>()
+            writes
+                .iter()
+                .map(|r| format!("{} {}", r.verb, r.path))
+                .collect::<Vec<_>>()
         );
-        let reads: Vec<_> = requests.iter().filter(|r| r.verb == "get" || r.verb == "list").collect();
+        let reads: Vec<_> = requests
+            .iter()
+            .filter(|r| r.verb == "get" || r.verb == "list")
+            .collect();
         eprintln!(
             "MEASURE unchanged reconcile: {reconciles} reconciles, {} writes, {} reads ({:.2} reads/reconcile): {:?}",
             writes.len(),
             reads.len(),
             reads.len() as f64 / reconciles,
             {
-                let mut kinds: Vec<String> = reads.iter().map(|r| format!("{} {}", r.verb, r.resource)).collect();
+                let mut kinds: Vec<String> = reads
+                    .iter()
+                    .map(|r| format!("{} {}", r.verb, r.resource))
+                    .collect();
                 kinds.sort();
                 kinds.dedup();
                 kinds
             }
         );
     }
-    assert_eq!(ctrl.metric("tycho_api_writes_total").await.map(|w| w > 0.0), Some(true));
+    assert_eq!(
+        ctrl.metric("tycho_api_writes_total").await.map(|w| w > 0.0),
+        Some(true)
+    );
     ctrl.stop().await;
     c.cleanup().await;
 }
@@ -281,11 +389,20 @@ async fn bare_pod_is_replaced_only_when_its_spec_changes() {
     let mut spec = nginx_spec();
     spec["workload"] = json!("Pod");
     apply(&systems, &system("solo", spec.clone())).await;
-    let sys = wait_system(&systems, "solo", "phase Ready", |s| phase(s) == Some(Phase::Ready)).await;
+    let sys = wait_system(&systems, "solo", "phase Ready", |s| {
+        phase(s) == Some(Phase::Ready)
+    })
+    .await;
     let pod = pods.get("solo").await.unwrap();
     assert!(owned_by(&pod.metadata, &sys));
     assert!(pod.annotations().contains_key("tycho.dev/spec-hash"));
-    assert!(c.api::<Deployment>().get_opt("solo").await.unwrap().is_none());
+    assert!(
+        c.api::<Deployment>()
+            .get_opt("solo")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let first_uid = pod.uid();
 
     // Labels only: updated in place.
@@ -297,7 +414,11 @@ async fn bare_pod_is_replaced_only_when_its_spec_changes() {
     })
     .await
     .expect("pod relabelled");
-    assert_eq!(relabelled.uid(), first_uid, "a label change does not replace the Pod");
+    assert_eq!(
+        relabelled.uid(),
+        first_uid,
+        "a label change does not replace the Pod"
+    );
 
     // Image change: replaced.
     spec["containers"][0]["image"] = json!("nginx:1.28");
@@ -310,12 +431,18 @@ async fn bare_pod_is_replaced_only_when_its_spec_changes() {
     .await;
     assert!(replaced.is_some(), "Pod replaced with the new image");
     wait_event(&c, "solo", "Replaced").await;
-    wait_system(&systems, "solo", "Ready again", |s| phase(s) == Some(Phase::Ready)).await;
+    wait_system(&systems, "solo", "Ready again", |s| {
+        phase(s) == Some(Phase::Ready)
+    })
+    .await;
 
     // Switching to a Deployment prunes the bare Pod.
     spec["workload"] = json!("Deployment");
     apply(&systems, &system("solo", spec)).await;
-    let dep = eventually(WAIT, || async { c.api::<Deployment>().get_opt("solo").await.ok().flatten() }).await;
+    let dep = eventually(WAIT, || async {
+        c.api::<Deployment>().get_opt("solo").await.ok().flatten()
+    })
+    .await;
     assert!(dep.is_some());
     assert!(gone(&pods, "solo").await, "bare Pod pruned");
 
@@ -333,33 +460,80 @@ async fn invalid_spec_and_missing_claim_become_conditions_and_warnings() {
     let mut spec = nginx_spec();
     spec["volumes"] = json!([{ "claim": "data", "mountPath": "/data" }]);
     apply(&systems, &system("needs-data", spec)).await;
-    let sys = wait_system(&systems, "needs-data", "phase Failed", |s| phase(s) == Some(Phase::Failed)).await;
+    let sys = wait_system(&systems, "needs-data", "phase Failed", |s| {
+        phase(s) == Some(Phase::Failed)
+    })
+    .await;
     let degraded = condition(&sys, "Degraded").unwrap();
-    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "MissingClaim"));
-    assert!(degraded.message.contains("spec.volumes[0].claim"), "{}", degraded.message);
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "MissingClaim")
+    );
+    assert!(
+        degraded.message.contains("spec.volumes[0].claim"),
+        "{}",
+        degraded.message
+    );
     wait_event(&c, "needs-data", "MissingClaim").await;
-    assert!(c.api::<Deployment>().get_opt("needs-data").await.unwrap().is_none());
+    assert!(
+        c.api::<Deployment>()
+            .get_opt("needs-data")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
         "metadata": { "name": "data" },
         "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } }
     }))
     .unwrap();
-    c.api::<PersistentVolumeClaim>().create(&PostParams::default(), &pvc).await.unwrap();
-    let dep = eventually(WAIT, || async { c.api::<Deployment>().get_opt("needs-data").await.ok().flatten() }).await;
+    c.api::<PersistentVolumeClaim>()
+        .create(&PostParams::default(), &pvc)
+        .await
+        .unwrap();
+    let dep = eventually(WAIT, || async {
+        c.api::<Deployment>()
+            .get_opt("needs-data")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
     assert!(dep.is_some(), "created once the claim exists");
 
     // An annotation key the API server would reject on the children: caught by validation, named.
     let mut spec = nginx_spec();
     spec["annotations"] = json!({ "not a valid key!": "x" });
     apply(&systems, &system("bad-key", spec)).await;
-    let sys = wait_system(&systems, "bad-key", "phase Failed", |s| phase(s) == Some(Phase::Failed)).await;
+    let sys = wait_system(&systems, "bad-key", "phase Failed", |s| {
+        phase(s) == Some(Phase::Failed)
+    })
+    .await;
     let ready = condition(&sys, "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
-    assert!(ready.message.contains("spec.annotations"), "{}", ready.message);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        ready.message.contains("spec.annotations"),
+        "{}",
+        ready.message
+    );
     wait_event(&c, "bad-key", "InvalidSpec").await;
-    assert!(c.api::<Deployment>().get_opt("bad-key").await.unwrap().is_none());
-    assert!(ctrl.metric("tycho_reconcile_errors_total{reason=\"InvalidSpec\"}").await.unwrap_or(0.0) >= 1.0);
+    assert!(
+        c.api::<Deployment>()
+            .get_opt("bad-key")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        ctrl.metric("tycho_reconcile_errors_total{reason=\"InvalidSpec\"}")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
+    );
 
     ctrl.stop().await;
     c.cleanup().await;

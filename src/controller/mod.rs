@@ -276,7 +276,7 @@ pub async fn run(
         tokio::spawn(async move {
             let wait = async {
                 loop {
-                    match probe.list_metadata(&ListParams::default().limit(1)).await {
+                    match probe.list(&ListParams::default().limit(1)).await {
                         Ok(_) => break,
                         Err(e) => {
                             warn!(error = %e, "the System CRD (systems.tycho.dev) is not served yet; not ready");
@@ -284,9 +284,17 @@ pub async fn run(
                         }
                     }
                 }
+                // kube-runtime's ready signal wakes only its most recent waiter (the Controller also waits
+                // on it), so poll it again every 100 ms instead of waiting once.
                 for s in &stores {
-                    if s.wait_until_ready().await.is_err() {
-                        return;
+                    loop {
+                        match tokio::time::timeout(Duration::from_millis(100), s.wait_until_ready())
+                            .await
+                        {
+                            Ok(Ok(())) => break,
+                            Ok(Err(_)) => return,
+                            Err(_) => {}
+                        }
                     }
                 }
                 ready.store(true, Ordering::SeqCst);

@@ -226,6 +226,8 @@ struct Entry {
     expired_at_sighting: Option<i64>,
     /// Collection began.
     collected: bool,
+    /// The collector recorded this collection (counted once, whoever noticed the mark first).
+    recorded: bool,
     /// When it was judged expired, kept once collection began (ms).
     expired_at: Option<i64>,
 }
@@ -325,6 +327,7 @@ impl SessionTracker {
                 duration,
                 expired_at_sighting: stale.then_some(now),
                 collected: false,
+                recorded: false,
                 expired_at: None,
             }
         });
@@ -364,8 +367,8 @@ impl SessionTracker {
         self.entries.get(key).map(|e| e.state(now.as_millisecond()))
     }
 
-    /// Collection of the session began at `now`: from here on it stays collected. Returns whether it was
-    /// not marked before.
+    /// Collection of the session began at `now`: from here on it stays collected. Returns true the first
+    /// time it is called for the Lease (to count each collection once).
     pub fn mark_collected(&mut self, key: &LeaseKey, now: Timestamp) -> bool {
         let now = now.as_millisecond();
         let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
@@ -379,18 +382,19 @@ impl SessionTracker {
             duration: 0,
             expired_at_sighting: Some(now),
             collected: false,
+            recorded: false,
             expired_at: None,
         });
-        if entry.collected {
-            return false;
+        if !entry.collected {
+            entry.expired_at = entry
+                .state(now)
+                .ended_at()
+                .map(|t| t.as_millisecond())
+                .or(Some(now));
+            entry.collected = true;
         }
-        entry.expired_at = entry
-            .state(now)
-            .ended_at()
-            .map(|t| t.as_millisecond())
-            .or(Some(now));
-        entry.collected = true;
-        true
+        // A sighting of our own collected mark may have set `collected` first; count the collection once.
+        !std::mem::replace(&mut entry.recorded, true)
     }
 
     /// Drop what is known of a Lease (after it was deleted, or when no System names it any more).
@@ -623,6 +627,9 @@ mod tests {
             t.observe(&key(), &l2, ts(T0 + 1_000)),
             SessionState::Collected { .. }
         ));
+        // The collector still counts it once, although the sighting marked it first.
+        assert!(t.mark_collected(&key(), ts(T0 + 2_000)));
+        assert!(!t.mark_collected(&key(), ts(T0 + 3_000)));
     }
 
     #[test]

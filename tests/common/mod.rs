@@ -51,7 +51,15 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`], with emulator settings.
     pub async fn start_with(emulator_config: EmulatorConfig) -> TestCluster {
-        let (emulator, config) = match std::env::var(KUBECONFIG_ENV).ok().filter(|s| !s.is_empty()) {
+        // Logs of the controller under test: TYCHO_TEST_LOG=debug (an EnvFilter).
+        if let Ok(filter) = std::env::var("TYCHO_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+        let (emulator, config) = match std::env::var(KUBECONFIG_ENV).ok().filter(|s| !s.is_empty())
+        {
             Some(path) => {
                 let kc = Kubeconfig::read_from(&path).expect("read TYCHO_TEST_KUBECONFIG");
                 let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
@@ -60,7 +68,9 @@ impl TestCluster {
                 (None, config)
             }
             None => {
-                let emu = Emulator::start(emulator_config).await.expect("start the emulator");
+                let emu = Emulator::start(emulator_config)
+                    .await
+                    .expect("start the emulator");
                 let config = Config::new(emu.url().parse().expect("emulator url"));
                 (Some(emu), config)
             }
@@ -68,14 +78,22 @@ impl TestCluster {
         let client = Client::try_from(config.clone()).expect("client");
         let namespace = format!("tycho-test-{:08x}", rand::random::<u32>());
         let ns = Namespace {
-            metadata: kube::api::ObjectMeta { name: Some(namespace.clone()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some(namespace.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &ns)
             .await
             .expect("create the test namespace");
-        let cluster = TestCluster { emulator, config, client, namespace };
+        let cluster = TestCluster {
+            emulator,
+            config,
+            client,
+            namespace,
+        };
         cluster.install_crd().await;
         cluster
     }
@@ -89,18 +107,23 @@ impl TestCluster {
     pub async fn install_crd(&self) {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tycho.dev_systems.yaml");
         let text = std::fs::read_to_string(path).expect("read the CRD file");
-        let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).expect("parse the CRD file");
+        let crd: CustomResourceDefinition =
+            serde_saphyr::from_str(&text).expect("parse the CRD file");
         let name = crd.metadata.name.clone().expect("CRD name");
         // Create, or replace an older version (a shared real cluster may have one installed).
         let crds = Api::<CustomResourceDefinition>::all(self.client.clone());
         match crds.get_opt(&name).await.expect("read the CRD") {
             None => {
-                crds.create(&PostParams::default(), &crd).await.expect("create the CRD");
+                crds.create(&PostParams::default(), &crd)
+                    .await
+                    .expect("create the CRD");
             }
             Some(old) => {
                 let mut crd = crd;
                 crd.metadata.resource_version = old.metadata.resource_version;
-                crds.replace(&name, &PostParams::default(), &crd).await.expect("replace the CRD");
+                crds.replace(&name, &PostParams::default(), &crd)
+                    .await
+                    .expect("replace the CRD");
             }
         }
         let systems: Api<System> = Api::namespaced(self.client.clone(), &self.namespace);
@@ -135,7 +158,10 @@ impl TestCluster {
     /// Requests the controller sent (emulator only).
     pub fn controller_requests(&self) -> Option<Vec<RequestRecord>> {
         self.emulator.as_ref().map(|e| {
-            e.requests().into_iter().filter(|r| r.user_agent == CONTROLLER_AGENT).collect()
+            e.requests()
+                .into_iter()
+                .filter(|r| r.user_agent == CONTROLLER_AGENT)
+                .collect()
         })
     }
 
@@ -147,7 +173,10 @@ impl TestCluster {
     }
 
     /// Run the controller in-process on this test's namespace.
-    pub async fn run_controller(&self, tweak: impl FnOnce(&mut ControllerConfig)) -> RunningController {
+    pub async fn run_controller(
+        &self,
+        tweak: impl FnOnce(&mut ControllerConfig),
+    ) -> RunningController {
         let mut config = ControllerConfig {
             namespaces: vec![self.namespace.clone()],
             concurrency: 4,
@@ -164,7 +193,11 @@ impl TestCluster {
             })
             .await
         });
-        RunningController { stop: Some(tx), task: Some(task), metrics_addr }
+        RunningController {
+            stop: Some(tx),
+            task: Some(task),
+            metrics_addr,
+        }
     }
 
     /// Delete the namespace (real clusters) and stop the emulator.
@@ -235,12 +268,17 @@ pub fn free_addr() -> SocketAddr {
 pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.ok()?;
     let text = String::from_utf8_lossy(&buf).to_string();
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((code, body))
 }
 
@@ -264,7 +302,10 @@ where
 
 /// Whether a request record is a write.
 pub fn is_write(r: &RequestRecord) -> bool {
-    matches!(r.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
+    matches!(
+        r.verb.as_str(),
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    )
 }
 
 /// Shared handle type for tests that need the cluster in several tasks.
