@@ -1646,6 +1646,21 @@ fn dispatch(
         return match segs.as_slice() {
             ["version"] => Ok(json_response(StatusCode::OK, &discovery::version())),
             ["healthz"] | ["readyz"] | ["livez"] => Ok((StatusCode::OK, "ok").into_response()),
+            ["api"] | ["apis"] if discovery::wants_aggregated(accept).is_some() => {
+                let ct = discovery::wants_aggregated(accept).unwrap_or("application/json");
+                let av = if ct.contains("v=v2beta1") {
+                    "apidiscovery.k8s.io/v2beta1"
+                } else {
+                    "apidiscovery.k8s.io/v2"
+                };
+                let body = discovery::aggregated(&reg, segs[0] == "api", av);
+                let mut r = (StatusCode::OK, body.to_string()).into_response();
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+                r.headers_mut()
+                    .insert(header::VARY, HeaderValue::from_static("Accept"));
+                Ok(r)
+            }
             ["api"] => Ok(json_response(
                 StatusCode::OK,
                 &discovery::api_versions(&st.addr),

@@ -33,6 +33,13 @@ async fn version_and_discovery_short_names() {
             .starts_with("v1.32")
     );
     let ns = k.ok(&["get", "ns"], None).await;
+    // Aggregated discovery (apidiscovery.k8s.io/v2) was served: no per-group-version requests.
+    let paths: Vec<String> = emu.requests().into_iter().map(|r| r.path).collect();
+    assert!(paths.iter().any(|p| p == "/apis"), "{paths:?}");
+    assert!(
+        !paths.iter().any(|p| p == "/api/v1" || p == "/apis/apps/v1"),
+        "{paths:?}"
+    );
     for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert!(ns.contains(n), "{ns}");
     }
