@@ -538,3 +538,26 @@ async fn invalid_spec_and_missing_claim_become_conditions_and_warnings() {
     ctrl.stop().await;
     c.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_wide_controller_reconciles_any_namespace() {
+    let c = TestCluster::start().await;
+    if !c.is_emulator() {
+        // Cluster-wide would touch Systems of other users of a shared cluster.
+        c.cleanup().await;
+        return;
+    }
+    let ctrl = c.run_controller(|cfg| cfg.namespaces.clear()).await;
+    let systems: Api<System> = c.api();
+    apply(&systems, &system("wide", nginx_spec())).await;
+    let sys = wait_system(&systems, "wide", "phase Ready", |s| {
+        phase(s) == Some(Phase::Ready)
+    })
+    .await;
+    assert!(owned_by(
+        &c.api::<Deployment>().get("wide").await.unwrap().metadata,
+        &sys
+    ));
+    ctrl.stop().await;
+    c.cleanup().await;
+}

@@ -338,8 +338,15 @@ async fn a_restarted_controller_keeps_renewed_sessions_and_still_collects() {
 
     let first = c.run_controller(|_| {}).await;
     wait_session_valid(&systems, "kept", "True/SessionActive").await;
+    let ready = eventually(WAIT, || async {
+        let s = systems.get_opt("kept").await.ok()??;
+        (s.status?.phase? == Phase::Ready).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "kept becomes Ready");
     first.stop().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    c.clear_requests();
     let second = c.run_controller(|_| {}).await;
     assert!(
         eventually(Duration::from_secs(5), || async {
@@ -355,6 +362,17 @@ async fn a_restarted_controller_keeps_renewed_sessions_and_still_collects() {
         kept.is_some(),
         "a renewed session survives a controller restart"
     );
+    if let Some(requests) = c.controller_requests() {
+        let writes: Vec<String> = requests
+            .iter()
+            .filter(|r| common::is_write(r))
+            .map(|r| format!("{} {}", r.verb, r.path))
+            .collect();
+        assert!(
+            writes.is_empty(),
+            "a restart writes nothing for an unchanged System: {writes:?}"
+        );
+    }
 
     stop.store(true, Ordering::SeqCst);
     let last = renewing.await.unwrap();
