@@ -34,6 +34,8 @@ use super::{Caches, SimError, is_conflict, is_not_found, now_time};
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 /// Retry interval for unschedulable pods when nothing in the cluster changes.
 pub const UNSCHEDULABLE_RETRY: Duration = Duration::from_secs(60);
+/// Most bindings in flight at once.
+const BINDS_IN_FLIGHT: usize = 16;
 /// Default CPU request the scoring assumes for a container without one (`DefaultMilliCPURequest`).
 const NON_ZERO_CPU: i128 = 100;
 /// Default memory request the scoring assumes for a container without one (200 MiB).
@@ -409,6 +411,8 @@ struct Scheduler {
     recorder: Recorder,
     queue: Arc<WorkQueue>,
     state: Mutex<State>,
+    /// Bounds the bindings in flight.
+    binds: Arc<tokio::sync::Semaphore>,
 }
 
 impl Scheduler {
@@ -507,31 +511,40 @@ impl Scheduler {
                     "metadata": {"name": key.name, "namespace": key.namespace, "uid": pod.metadata.uid},
                     "target": {"apiVersion": "v1", "kind": "Node", "name": node},
                 });
-                let r: Result<serde_json::Value, kube::Error> = api
-                    .create_subresource("binding", &key.name, &PostParams::default(), &binding)
-                    .await;
-                match r {
-                    Ok(_) => {
-                        self.lock().unschedulable.remove(&key);
-                        self.recorder.record(
-                            events::object_ref(pod.as_ref()),
-                            events::NORMAL,
-                            "Scheduled",
-                            &format!("Successfully assigned {key} to {node}"),
-                            SCHEDULER_NAME,
-                        );
-                        Ok(None)
-                    }
-                    Err(e) => {
-                        self.lock().assumed.remove(&key);
-                        if is_not_found(&e) || is_conflict(&e) {
-                            // Deleted, or bound meanwhile: the watch will tell.
-                            Ok(None)
-                        } else {
-                            Err(SimError::api("bind", "Pod", &key)(e))
+                // The binding cycle runs asynchronously, as in kube-scheduler: the next pod is
+                // placed (against the assumed pods) while this binding is in flight.
+                let permit = Arc::clone(&self.binds)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| SimError::Config("scheduler stopped".into()))?;
+                let this = Arc::clone(&self);
+                tokio::spawn(async move {
+                    let r: Result<serde_json::Value, kube::Error> = api
+                        .create_subresource("binding", &key.name, &PostParams::default(), &binding)
+                        .await;
+                    drop(permit);
+                    match r {
+                        Ok(_) => {
+                            this.lock().unschedulable.remove(&key);
+                            this.recorder.record(
+                                events::object_ref(pod.as_ref()),
+                                events::NORMAL,
+                                "Scheduled",
+                                &format!("Successfully assigned {key} to {node}"),
+                                SCHEDULER_NAME,
+                            );
+                        }
+                        Err(e) => {
+                            this.lock().assumed.remove(&key);
+                            // Deleted, or bound meanwhile: the watch will tell. Otherwise retry.
+                            if !(is_not_found(&e) || is_conflict(&e)) {
+                                tracing::debug!(pod = %key, error = %e, "binding failed, retrying");
+                                this.queue.add_rate_limited(key);
+                            }
                         }
                     }
-                }
+                });
+                Ok(None)
             }
             Err(message) => {
                 let previous = self
@@ -608,6 +621,7 @@ pub(crate) fn start(
         recorder,
         queue: Arc::clone(&queue),
         state: Mutex::new(State::default()),
+        binds: Arc::new(tokio::sync::Semaphore::new(BINDS_IN_FLIGHT)),
     });
     let s = Arc::clone(&sched);
     caches
