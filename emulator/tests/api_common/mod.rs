@@ -217,10 +217,7 @@ impl Raw {
 
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
-    loop {
-        let Some((size, rest)) = s.split_once("\r\n") else {
-            break;
-        };
+    while let Some((size, rest)) = s.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
@@ -306,12 +303,11 @@ pub async fn watch_lines(
             if t == "0" {
                 return; // last chunk: the server ended the stream
             }
-            if t.starts_with('{') {
-                if let Ok(v) = serde_json::from_str(t) {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
+            if t.starts_with('{')
+                && let Ok(v) = serde_json::from_str(t)
+                && tx.send(v).is_err()
+            {
+                return;
             }
         }
     });
