@@ -638,3 +638,51 @@ fn a_system_survives_a_yaml_round_trip_before_rendering() {
         );
     }
 }
+
+#[test]
+fn the_largest_allowed_files_render_and_one_byte_more_is_refused() {
+    let renderer = Renderer::new(RenderSettings::default()).unwrap();
+    let mut g = Gen {
+        rng: StdRng::seed_from_u64(7),
+    };
+    let mut system = g.system();
+    for c in &mut system.spec.containers {
+        c.files.clear();
+    }
+    volumes_off_files(&mut system);
+    let text: String = "line: {{ x }} # &a\n".repeat(MAX_FILE_BYTES / 19 / 2);
+    let binary = vec![0xffu8; MAX_FILE_BYTES - text.len()];
+    use base64::Engine;
+    system.spec.containers[0].files = vec![
+        FileSpec {
+            path: "/big/text".into(),
+            content: Some(text.clone()),
+            ..Default::default()
+        },
+        FileSpec {
+            path: "/big/binary".into(),
+            binary_content: Some(base64::engine::general_purpose::STANDARD.encode(&binary)),
+            ..Default::default()
+        },
+    ];
+    let rendered = renderer.render(&system).unwrap();
+    let cm = rendered.config_map.as_ref().unwrap();
+    let key0 = tycho::render::file_key(&system.spec.containers[0].name, 0);
+    let key1 = tycho::render::file_key(&system.spec.containers[0].name, 1);
+    assert_eq!(cm.data.as_ref().unwrap()[&key0], text);
+    assert_eq!(cm.binary_data.as_ref().unwrap()[&key1].0, binary);
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&rendered.to_yaml().unwrap()).unwrap();
+    assert_eq!(docs, rendered.objects().unwrap());
+
+    system.spec.containers[0].files[0].content = Some(format!("{text}!"));
+    let err = renderer.render(&system).unwrap_err();
+    assert!(err.to_string().contains("spec.containers[].files"), "{err}");
+}
+
+/// Keep claims away from the files' directory so the System stays valid.
+fn volumes_off_files(system: &mut System) {
+    for v in &mut system.spec.volumes {
+        v.mount_path = format!("/claims{}", v.mount_path);
+    }
+}
