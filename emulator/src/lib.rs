@@ -23,6 +23,7 @@ pub mod kubelet;
 pub mod merge_keys;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod schema;
 pub mod server;
 pub mod sim;

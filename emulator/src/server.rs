@@ -1897,6 +1897,11 @@ fn decode_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
         "application/json" | "" | "*/*" => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}"))),
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml_or_json(body),
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body).map_err(|e| {
+            let mut err = ApiError::unsupported_media_type(content_type);
+            err.message = format!("{} ({e})", err.message);
+            err
+        }),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }

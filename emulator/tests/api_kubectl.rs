@@ -423,3 +423,206 @@ async fn read(lines: &mut Lines) -> String {
         .unwrap()
         .expect("not at end of output")
 }
+
+/// kubectl's imperative generators (`create configmap|secret|namespace|serviceaccount|
+/// deployment|service`) send protobuf bodies (typed clients): they are decoded and created as
+/// the JSON equivalents would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imperative_create_with_protobuf_bodies() {
+    let emu = start().await;
+    let k = Kubectl::new(&emu);
+    k.ok(&["create", "namespace", "team"], None).await;
+    k.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "configmap",
+            "c1",
+            "--from-literal=a=1",
+            "--from-literal=b=two",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "secret",
+            "generic",
+            "s1",
+            "--from-literal=pw=hunter2",
+        ],
+        None,
+    )
+    .await;
+    k.ok(&["-n", "team", "create", "serviceaccount", "robot"], None)
+        .await;
+    k.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--replicas=2",
+            "--port=80",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "service",
+            "nodeport",
+            "web",
+            "--tcp=80:8080",
+        ],
+        None,
+    )
+    .await;
+    let cm: serde_json::Value = serde_json::from_str(
+        &k.ok(&["-n", "team", "get", "cm", "c1", "-o", "json"], None)
+            .await,
+    )
+    .unwrap();
+    assert_eq!(cm["data"], serde_json::json!({"a": "1", "b": "two"}));
+    assert_eq!(
+        k.ok(
+            &[
+                "-n",
+                "team",
+                "get",
+                "secret",
+                "s1",
+                "-o",
+                "jsonpath={.data.pw}"
+            ],
+            None
+        )
+        .await,
+        "aHVudGVyMg=="
+    );
+    let d: serde_json::Value = serde_json::from_str(
+        &k.ok(&["-n", "team", "get", "deploy", "web", "-o", "json"], None)
+            .await,
+    )
+    .unwrap();
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        80
+    );
+    let s: serde_json::Value = serde_json::from_str(
+        &k.ok(&["-n", "team", "get", "svc", "web", "-o", "json"], None)
+            .await,
+    )
+    .unwrap();
+    assert_eq!(s["spec"]["type"], "NodePort");
+    assert_eq!(s["spec"]["ports"][0]["port"], 80);
+    assert_eq!(s["spec"]["ports"][0]["targetPort"], 8080);
+    assert!(s["spec"]["ports"][0]["nodePort"].as_i64().unwrap() >= 30000);
+    assert!(
+        k.ok(&["-n", "team", "get", "sa"], None)
+            .await
+            .contains("robot")
+    );
+    // Other everyday commands on the created objects.
+    k.ok(
+        &[
+            "-n",
+            "team",
+            "expose",
+            "deployment",
+            "web",
+            "--name",
+            "web2",
+            "--port",
+            "81",
+            "--target-port",
+            "80",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "service",
+            "clusterip",
+            "web3",
+            "--tcp=82:80",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &["-n", "team", "scale", "deployment", "web", "--replicas=3"],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "-n",
+            "team",
+            "set",
+            "image",
+            "deployment/web",
+            "nginx=nginx:1.28",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &["-n", "team", "label", "deployment", "web", "tier=frontend"],
+        None,
+    )
+    .await;
+    k.ok(
+        &["-n", "team", "annotate", "deployment", "web", "note=hi"],
+        None,
+    )
+    .await;
+    k.ok(
+        &["-n", "team", "rollout", "restart", "deployment", "web"],
+        None,
+    )
+    .await;
+    let d: serde_json::Value = serde_json::from_str(
+        &k.ok(&["-n", "team", "get", "deploy", "web", "-o", "json"], None)
+            .await,
+    )
+    .unwrap();
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.28"
+    );
+    assert_eq!(d["metadata"]["labels"]["tier"], "frontend");
+    assert_eq!(d["metadata"]["annotations"]["note"], "hi");
+    assert!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string()
+    );
+    let s2: serde_json::Value = serde_json::from_str(
+        &k.ok(&["-n", "team", "get", "svc", "web2", "-o", "json"], None)
+            .await,
+    )
+    .unwrap();
+    assert_eq!(s2["spec"]["selector"]["app"], "web");
+    k.ok(&["delete", "namespace", "team"], None).await;
+    emu.shutdown().await;
+}
