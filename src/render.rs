@@ -1076,6 +1076,13 @@ mod tests {
     }
 
     #[test]
+    fn a_renderer_can_be_shared_between_tasks() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Renderer>();
+        assert_send_sync::<Rendered>();
+    }
+
+    #[test]
     fn generated_port_names_are_unique_and_short() {
         let mut used = BTreeSet::from(["web-80".to_string()]);
         assert_eq!(
