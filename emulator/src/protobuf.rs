@@ -22,7 +22,6 @@ enum T {
     MapQty,
     Time,
     IntOrStr,
-    Qty,
 }
 
 /// One field: number, JSON name, type, repeated.
@@ -368,10 +367,6 @@ fn value(ty: T, r: &Raw<'_>) -> Result<Value, ProtoError> {
             }
             if t == 1 { json!(s) } else { json!(i) }
         }
-        T::Qty => match r {
-            Raw::Bytes(b) => quantity(b)?,
-            Raw::Varint(_) => return Err(err("expected a quantity")),
-        },
         T::MapStr | T::MapBytes | T::MapQty => return Err(err("map handled by caller")),
     })
 }
@@ -394,7 +389,7 @@ fn message(schema: &[F], b: &[u8]) -> Result<Value, ProtoError> {
             // its zero value carries no information.
             match raw {
                 Raw::Varint(0) => continue,
-                Raw::Bytes(b) if b.is_empty() => continue,
+                Raw::Bytes([]) => continue,
                 _ => return Err(err(format!("unknown field number {num}"))),
             }
         };
@@ -427,9 +422,9 @@ fn message(schema: &[F], b: &[u8]) -> Result<Value, ProtoError> {
     }
     // Go's JSON omits empty optional scalars; proto2 generated code writes them anyway.
     out.retain(|k, v| {
-        !(is_empty(v) && !matches!(k.as_str(), "containers" | "ports"))
-            && !(v.as_i64() == Some(0)
-                && !matches!(k.as_str(), "replicas" | "port" | "containerPort"))
+        let keep_empty = matches!(k.as_str(), "containers" | "ports");
+        let keep_zero = matches!(k.as_str(), "replicas" | "port" | "containerPort");
+        (keep_empty || !is_empty(v)) && (keep_zero || v.as_i64() != Some(0))
     });
     Ok(Value::Object(out))
 }
