@@ -644,6 +644,17 @@ pub fn validate_metadata(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
         ));
     }
     if let Some(ann) = meta["annotations"].as_object() {
+        let total: usize = ann
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        if total > 256 * 1024 {
+            causes.push(Cause::new(
+                "FieldValueTooLong",
+                "metadata.annotations",
+                format!("Too long: may not be more than 262144 bytes (got {total})"),
+            ));
+        }
         for (k, v) in ann {
             if !is_label_key(k) {
                 causes.push(Cause::new(
@@ -1381,6 +1392,21 @@ mod tests {
         );
         let bad = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"a"},"spec":{"replicas":"x"}});
         assert!(typed_unknown_fields("apps", "Deployment", &bad).is_err());
+    }
+
+    /// ObjectMeta validation: annotations may total at most 256 KiB (kubectl's client-side apply
+    /// of a very large object fails this way on a real cluster).
+    #[test]
+    fn annotations_size_limit() {
+        let reg = Registry::default();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let ok = json!({"metadata": {"name": "a", "annotations": {"x": "y".repeat(1000)}}});
+        assert!(validate_metadata(&info, &ok).is_empty());
+        let big = json!({"metadata": {"name": "a", "annotations": {"x": "y".repeat(300 * 1024)}}});
+        assert_eq!(
+            validate_metadata(&info, &big)[0].reason,
+            "FieldValueTooLong"
+        );
     }
 
     /// Pod update validation: only image, activeDeadlineSeconds, tolerations additions and
