@@ -885,3 +885,70 @@ async fn server_side_apply_conflicts_and_force() {
     assert_eq!(r.json()["data"]["k"], "v");
     emu.shutdown().await;
 }
+
+/// deletecollection (DELETE on a collection with a label selector) deletes exactly the
+/// matching objects; PUT on a collection is 405 MethodNotAllowed; a continue token older than
+/// the history window is 410 Expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_collection_method_not_allowed_and_expired_continue() {
+    let emu = api_common::start_with(tycho_emulator::EmulatorConfig {
+        simulate: false,
+        watch_history: 3,
+        ..tycho_emulator::EmulatorConfig::default()
+    })
+    .await;
+    let c = client(&emu).await;
+    let api: Api<ConfigMap> = Api::namespaced(c, "default");
+    for (n, l) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let mut o = cm(n, json!({}));
+        o.metadata.labels = Some([("g".to_string(), l.to_string())].into());
+        api.create(&PostParams::default(), &o).await.unwrap();
+    }
+    let page = api.list(&ListParams::default().limit(1)).await.unwrap();
+    let token = page.metadata.continue_.unwrap();
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("g=x"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| o.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, vec!["c"]);
+
+    let r = http(
+        &emu,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps",
+        &[("Content-Type", "application/json")],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["reason"], "MethodNotAllowed");
+    for i in 0..5 {
+        api.create(
+            &PostParams::default(),
+            &cm(&format!("churn-{i}"), json!({})),
+        )
+        .await
+        .unwrap();
+    }
+    let r = http(
+        &emu,
+        "GET",
+        &format!("/api/v1/namespaces/default/configmaps?limit=1&continue={token}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 410, "{}", r.body);
+    assert_eq!(r.json()["reason"], "Expired");
+    emu.shutdown().await;
+}

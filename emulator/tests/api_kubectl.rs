@@ -626,3 +626,57 @@ async fn imperative_create_with_protobuf_bodies() {
     k.ok(&["delete", "namespace", "team"], None).await;
     emu.shutdown().await;
 }
+
+/// Client-side → server-side apply migration: after a client-side apply, `apply --server-side`
+/// of the same manifest succeeds without conflicts and kubectl upgrades the managedFields of
+/// `kubectl-client-side-apply` (an Update manager recorded by the server) with a JSON patch
+/// guarded by a resourceVersion precondition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_to_server_side_apply_migration() {
+    let emu = start().await;
+    let k = Kubectl::new(&emu);
+    k.ok(&["apply", "-f", "-"], Some(CORE)).await;
+    let mf = k
+        .ok(
+            &[
+                "get",
+                "cm",
+                "cfg",
+                "-o",
+                "jsonpath={.metadata.managedFields[*].manager}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(mf, "kubectl-client-side-apply");
+    emu.clear_requests();
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(CORE))
+        .await;
+    let patches: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "patch" && r.resource == "configmaps")
+        .collect();
+    assert!(
+        patches.len() >= 2,
+        "apply + managedFields upgrade: {patches:?}"
+    );
+    assert!(patches.iter().all(|r| r.code == 200), "{patches:?}");
+    let ops = k
+        .ok(
+            &[
+                "get",
+                "cm",
+                "cfg",
+                "-o",
+                "jsonpath={.metadata.managedFields[*].operation}",
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        !ops.contains("Update"),
+        "client-side-apply ownership migrated: {ops}"
+    );
+    emu.shutdown().await;
+}
