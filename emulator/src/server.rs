@@ -732,16 +732,17 @@ impl AppState {
         let terminating = !new["metadata"]["deletionTimestamp"].is_null();
         let done = terminating && finalizers(&new).is_empty() && !is_graceful_pending(info, &new);
         let result = if done {
-            self.store
-                .delete(&key, Some(object_rv(old)))
-                .inspect(|o| self.after_removal(info, o))
+            self.store.delete(&key, Some(object_rv(old)))
         } else {
             self.store.update(&key, new.clone(), Some(object_rv(old)))
         };
         match result {
             Ok(o) => {
+                // Release the allocator before the removal side effects take it again.
                 drop(alloc);
-                if is_crd(info) {
+                if done {
+                    self.after_removal(info, &o);
+                } else if is_crd(info) {
                     let _g = self.crd_lock.lock().unwrap_or_else(|e| e.into_inner());
                     self.rebuild_registry();
                 }

@@ -371,3 +371,41 @@ async fn crd_deletion_removes_resources_and_discovery() {
     assert_eq!(r.status, 404);
     emu.shutdown().await;
 }
+
+/// A Service held by a finalizer keeps its node port while terminating and releases it when
+/// the last finalizer is removed (the port can then be allocated again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_with_finalizer_releases_node_port_on_removal() {
+    use k8s_openapi::api::core::v1::Service;
+    let emu = start().await;
+    let c = client(&emu).await;
+    let svcs: Api<Service> = Api::namespaced(c, "default");
+    let svc = |name: &str, fin: bool| -> Service {
+        let mut v = json!({"metadata": {"name": name}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 31000}]}});
+        if fin {
+            v["metadata"]["finalizers"] = json!(["test.tycho.dev/hold"]);
+        }
+        serde_json::from_value(v).unwrap()
+    };
+    svcs.create(&PostParams::default(), &svc("s1", true))
+        .await
+        .unwrap();
+    svcs.delete("s1", &DeleteParams::default()).await.unwrap();
+    assert!(
+        svcs.create(&PostParams::default(), &svc("s2", false))
+            .await
+            .is_err(),
+        "port still held"
+    );
+    svcs.patch(
+        "s1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    svcs.create(&PostParams::default(), &svc("s2", false))
+        .await
+        .unwrap();
+    emu.shutdown().await;
+}
