@@ -444,7 +444,35 @@ impl E2e {
             "{name} did not come up:\n{}",
             guard.log()
         );
-        Controller { guard, metrics }
+        Controller {
+            guard,
+            metrics,
+            proxy: None,
+        }
+    }
+
+    /// Run `tycho controller` (emulator only) through a [`UaProxy`], so that the emulator's request log
+    /// records its calls with User-Agent [`CONTROLLER_AGENT`]; watching `namespace` (cluster-wide when None).
+    pub async fn tagged_controller(&mut self, namespace: Option<&str>) -> Controller {
+        let upstream = self.emulator.clone().expect("emulator only");
+        let proxy = UaProxy::start(upstream, CONTROLLER_AGENT).await;
+        let kubeconfig = self
+            .dir
+            .path()
+            .join(format!("controller-{}.kubeconfig", self.spawned + 1));
+        write_kubeconfig(&kubeconfig, &format!("http://{}", proxy.addr));
+        let mut c = self.controller_with(&kubeconfig, namespace).await;
+        c.proxy = Some(proxy);
+        c
+    }
+
+    /// The requests of [`E2e::tagged_controller`]s in the emulator's request log.
+    pub async fn controller_requests(&self) -> Vec<Value> {
+        self.requests()
+            .await
+            .into_iter()
+            .filter(|r| r["userAgent"] == CONTROLLER_AGENT)
+            .collect()
     }
 
     /// `PUT /emulator/v1/faults` (emulator only).
@@ -454,6 +482,16 @@ impl E2e {
             .await
             .expect("PUT faults");
         assert_eq!(code, 200, "PUT /emulator/v1/faults: {body}");
+    }
+
+    /// `GET /emulator/v1/faults` (emulator only).
+    pub async fn faults(&self) -> Value {
+        let host = self.emulator.as_ref().expect("emulator only");
+        let (code, body) = http(host, "GET", "/emulator/v1/faults", None)
+            .await
+            .expect("GET faults");
+        assert_eq!(code, 200, "GET /emulator/v1/faults: {body}");
+        serde_json::from_str(&body).expect("faults JSON")
     }
 
     /// `GET /emulator/v1/requests` (emulator only).
@@ -525,12 +563,22 @@ pub struct Controller {
     pub guard: ChildGuard,
     /// Its metrics and health address.
     pub metrics: SocketAddr,
+    proxy: Option<UaProxy>,
 }
 
 impl Controller {
     /// SIGKILL it.
     pub fn kill(&mut self) {
         self.guard.kill();
+    }
+
+    /// Close the connections of a [`E2e::tagged_controller`] to the API server (its watches end, and only
+    /// its own).
+    pub fn cut_connections(&self) {
+        self.proxy
+            .as_ref()
+            .expect("a tagged controller")
+            .cut_connections();
     }
 
     /// Value of a metric sample line (exact series name with labels), if present.
@@ -558,6 +606,7 @@ pub struct UaProxy {
     /// Where it listens.
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    cut: tokio::sync::watch::Sender<u64>,
 }
 
 impl UaProxy {
@@ -565,21 +614,33 @@ impl UaProxy {
     pub async fn start(upstream: String, agent: &'static str) -> UaProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let cut_tx = cut.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
+                let mut cut_rx = cut_tx.subscribe();
                 tokio::spawn(async move {
-                    let _ = proxy_one(client, &upstream, agent).await;
+                    tokio::select! {
+                        _ = proxy_one(client, &upstream, agent) => {}
+                        _ = cut_rx.changed() => {}
+                    }
                 });
             }
         });
-        UaProxy { addr, task }
+        UaProxy { addr, task, cut }
+    }
+
+    /// Close every connection open through it now (the client sees its requests and watches end).
+    pub fn cut_connections(&self) {
+        self.cut.send_modify(|v| *v += 1);
     }
 }
 
 impl Drop for UaProxy {
     fn drop(&mut self) {
         self.task.abort();
+        self.cut_connections();
     }
 }
 
