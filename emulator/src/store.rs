@@ -159,7 +159,7 @@ pub fn object_rv(v: &Value) -> u64 {
 impl Store {
     /// An empty store that keeps `history` events for watch resume.
     pub fn new(history: usize) -> Store {
-        let (tx, _) = broadcast::channel(history.clamp(1024, 1 << 16));
+        let (tx, _) = broadcast::channel(history.saturating_mul(2).clamp(4096, 1 << 18));
         Store {
             inner: Mutex::new(Inner::default()),
             tx,

@@ -227,10 +227,10 @@ pub fn serve(
                                 return;
                             }
                         }
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            let _ = tx.send(gone_event("watch fell behind: too old resource version")).await;
-                            return;
-                        }
+                        // A watcher too slow for the fan-out buffer is closed, as kube-apiserver
+                        // closes a watch whose buffer overflows; the client resumes from the last
+                        // resourceVersion it saw (410 only if that left the history window).
+                        Err(broadcast::error::RecvError::Lagged(_)) => return,
                         Err(broadcast::error::RecvError::Closed) => return,
                     }
                 }
