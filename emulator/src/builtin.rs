@@ -85,9 +85,18 @@ impl ResourceInfo {
         self.custom.is_some()
     }
 
-    /// The store key of this resource (group, plural): all versions share one store.
+    /// The store key of this resource (group, plural): all versions share one store, and
+    /// events.k8s.io/v1 Events are a view of the core/v1 Event storage (as in kube-apiserver).
     pub fn store_key(&self) -> (String, String) {
+        if self.is_events_v1() {
+            return (String::new(), "events".into());
+        }
         (self.group.clone(), self.plural.clone())
+    }
+
+    /// Whether this is the events.k8s.io/v1 view of core Events.
+    pub fn is_events_v1(&self) -> bool {
+        self.group == "events.k8s.io" && self.plural == "events"
     }
 }
 
@@ -394,8 +403,9 @@ impl Registry {
             let better = match m.get(&key) {
                 None => true,
                 Some(prev) => {
-                    i.custom.as_ref().is_some_and(|c| c.storage)
-                        && !prev.custom.as_ref().is_some_and(|c| c.storage)
+                    (i.custom.as_ref().is_some_and(|c| c.storage)
+                        && !prev.custom.as_ref().is_some_and(|c| c.storage))
+                        || (prev.is_events_v1() && !i.is_events_v1())
                 }
             };
             if better {
@@ -484,6 +494,64 @@ pub fn infos_from_crd(crd: &Value) -> Vec<ResourceInfo> {
         });
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// events.k8s.io/v1 <-> core/v1 Event (kube-apiserver's conversion; one storage)
+// ---------------------------------------------------------------------------------------------
+
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject", "regarding"),
+    ("related", "related"),
+    ("message", "note"),
+    ("reason", "reason"),
+    ("type", "type"),
+    ("action", "action"),
+    ("eventTime", "eventTime"),
+    ("series", "series"),
+    ("reportingComponent", "reportingController"),
+    ("reportingInstance", "reportingInstance"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+];
+
+fn convert_event(v: &Value, from_core: bool) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "apiVersion".into(),
+        json!(if from_core { "events.k8s.io/v1" } else { "v1" }),
+    );
+    out.insert("kind".into(), json!("Event"));
+    if let Some(m) = v.get("metadata") {
+        out.insert("metadata".into(), m.clone());
+    }
+    for (core, ev) in EVENT_FIELDS {
+        let (src, dst) = if from_core { (core, ev) } else { (ev, core) };
+        if let Some(x) = v.get(*src).filter(|x| !x.is_null()) {
+            out.insert((*dst).to_string(), x.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// A stored core/v1 Event as events.k8s.io/v1 shows it (unchanged if already converted).
+pub fn core_event_to_v1(v: &Value) -> Value {
+    if v["apiVersion"].as_str() == Some("v1") {
+        convert_event(v, true)
+    } else {
+        v.clone()
+    }
+}
+
+/// An events.k8s.io/v1 Event in its core/v1 storage form (unchanged if already core).
+pub fn v1_event_to_core(v: &Value) -> Value {
+    if v["apiVersion"].as_str() == Some("events.k8s.io/v1") {
+        convert_event(v, false)
+    } else {
+        v.clone()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -293,9 +293,10 @@ impl AppState {
     }
 
     fn key(info: &ResourceInfo, ns: &str, name: &str) -> ObjectKey {
+        let (group, plural) = info.store_key();
         ObjectKey {
-            group: info.group.clone(),
-            plural: info.plural.clone(),
+            group,
+            plural,
             namespace: if info.namespaced {
                 ns.to_string()
             } else {
@@ -521,6 +522,9 @@ impl AppState {
             }
         }
         Self::record_managed(info, None, &mut obj, ctx, None);
+        if info.is_events_v1() {
+            obj = builtin::v1_event_to_core(&obj);
+        }
         let key = Self::key(info, &ns_name, &name);
         let svc = is_service(info);
         let mut alloc = if svc { Some(self.alloc()) } else { None };
@@ -565,6 +569,13 @@ impl AppState {
         sub: Option<&str>,
         ctx: &mut WriteCtx,
     ) -> Result<Arc<Value>, Retry> {
+        let view;
+        let old = if info.is_events_v1() {
+            view = Arc::new(builtin::core_event_to_v1(old));
+            &view
+        } else {
+            old
+        };
         let name = str_of(old, &["metadata", "name"]).to_string();
         let ns = str_of(old, &["metadata", "namespace"]).to_string();
         Self::check_type(info, &mut new)?;
@@ -710,6 +721,15 @@ impl AppState {
         }
         Self::record_managed(info, Some(old), &mut new, ctx, sub);
         let key = Self::key(info, &ns, &name);
+        let (old, mut new) = if info.is_events_v1() {
+            (
+                Arc::new(builtin::v1_event_to_core(old)),
+                builtin::v1_event_to_core(&new),
+            )
+        } else {
+            (old.clone(), new)
+        };
+        let old = &old;
         let svc = is_service(info);
         let mut alloc = if svc { Some(self.alloc()) } else { None };
         if let Some(a) = alloc.as_mut() {
@@ -916,6 +936,11 @@ impl AppState {
                     Err(e) if e.reason == "AlreadyExists" => continue,
                     Err(e) => Err(e),
                 };
+            };
+            let old = if info.is_events_v1() {
+                Arc::new(builtin::core_event_to_v1(&old))
+            } else {
+                old
             };
             let new = match content_type {
                 "application/merge-patch+json" => {
@@ -1864,9 +1889,10 @@ fn dispatch(
         (Method::DELETE, true) => {
             let opts = delete_opts(q, body)?;
             let (labels, fields) = selectors(&info, q)?;
+            let (sg, sp) = info.store_key();
             let items = st.store.list(
-                &info.group,
-                &info.plural,
+                &sg,
+                &sp,
                 Some(ns).filter(|n| !n.is_empty()),
                 None,
                 0,
@@ -2122,6 +2148,9 @@ impl Output {
 /// The object as the requested version shows it (custom resources share one store across their
 /// served versions).
 pub fn as_version(info: &ResourceInfo, obj: &Value) -> Value {
+    if info.is_events_v1() {
+        return builtin::core_event_to_v1(obj);
+    }
     let av = info.api_version();
     if obj["apiVersion"].as_str() == Some(av.as_str()) {
         return obj.clone();
@@ -2177,7 +2206,7 @@ fn supported_fields(info: &ResourceInfo) -> Vec<String> {
             "status.podIP",
             "status.nominatedNodeName",
         ],
-        ("", "Event") => &[
+        ("", "Event") | ("events.k8s.io", "Event") => &[
             "involvedObject.kind",
             "involvedObject.namespace",
             "involvedObject.name",
@@ -2258,14 +2287,10 @@ fn list_request(
         _ => None,
     };
     let nsf = Some(ns).filter(|n| !n.is_empty());
-    let res = st.store.list(
-        &info.group,
-        &info.plural,
-        nsf,
-        after.as_ref(),
-        limit,
-        &|o| store::labels_match(&labels, o) && store::fields_match(&fields, o),
-    );
+    let (sg, sp) = info.store_key();
+    let res = st.store.list(&sg, &sp, nsf, after.as_ref(), limit, &|o| {
+        store::labels_match(&labels, o) && store::fields_match(&fields, o)
+    });
     let mut meta = json!({"resourceVersion": res.rv.to_string()});
     if let Some((n, name)) = &res.next {
         let tok = ContinueToken {
@@ -2300,7 +2325,7 @@ fn list_request(
                 if i > 0 {
                     out.push(',');
                 }
-                if o["apiVersion"].as_str() == Some(av.as_str()) {
+                if o["apiVersion"].as_str() == Some(av.as_str()) && !info.is_events_v1() {
                     out.push_str(&o.to_string());
                 } else {
                     out.push_str(&as_version(info, o).to_string());
@@ -2351,9 +2376,10 @@ fn watch_request(
         Output::Metadata => ("PartialObjectMetadata".into(), "meta.k8s.io/v1".into()),
         Output::Table(_) => ("Table".into(), "meta.k8s.io/v1".into()),
     };
+    let (sg, sp) = info.store_key();
     let req = watch::WatchRequest {
-        group: info.group.clone(),
-        plural: info.plural.clone(),
+        group: sg,
+        plural: sp,
         namespace: nsf,
         resource_version: q.get("resourceVersion").unwrap_or_default().to_string(),
         send_initial_events: q.flag("sendInitialEvents"),

@@ -952,3 +952,69 @@ async fn delete_collection_method_not_allowed_and_expired_continue() {
     assert_eq!(r.json()["reason"], "Expired");
     emu.shutdown().await;
 }
+
+/// events.k8s.io/v1 and core/v1 Events are two views of one storage (as in kube-apiserver):
+/// an event published by kube-runtime's Recorder (events.k8s.io/v1) is listed as a core Event
+/// (`note` → `message`, `regarding` → `involvedObject`, `reportingController` →
+/// `reportingComponent`) and found by `involvedObject` field selectors, and vice versa.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_share_storage_between_api_groups() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as V1Event;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let emu = start().await;
+    let c = client(&emu).await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let target = cms
+        .create(&PostParams::default(), &cm("target", json!({})))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        c.clone(),
+        Reporter {
+            controller: "tycho-test".into(),
+            instance: None,
+        },
+    );
+    recorder
+        .publish(
+            &Event {
+                type_: EventType::Warning,
+                reason: "Broken".into(),
+                note: Some("it broke".into()),
+                action: "Reconcile".into(),
+                secondary: None,
+            },
+            &kube::Resource::object_ref(&target, &()),
+        )
+        .await
+        .unwrap();
+    let core: Api<CoreEvent> = Api::namespaced(c.clone(), "default");
+    let l = core
+        .list(
+            &ListParams::default()
+                .fields("involvedObject.name=target,involvedObject.kind=ConfigMap"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(l.items.len(), 1);
+    let e = &l.items[0];
+    assert_eq!(e.message.as_deref(), Some("it broke"));
+    assert_eq!(e.reason.as_deref(), Some("Broken"));
+    assert_eq!(e.reporting_component.as_deref(), Some("tycho-test"));
+    core.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "core-ev"},
+        "involvedObject": {"kind": "ConfigMap", "name": "target", "namespace": "default"},
+        "reason": "Hello", "message": "from core", "type": "Normal",
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingComponent": "x", "reportingInstance": "y", "action": "A"})).unwrap())
+        .await
+        .unwrap();
+    let v1: Api<V1Event> = Api::namespaced(c.clone(), "default");
+    let got = v1.get("core-ev").await.unwrap();
+    assert_eq!(got.note.as_deref(), Some("from core"));
+    assert_eq!(got.regarding.unwrap().name.as_deref(), Some("target"));
+    assert_eq!(
+        v1.list(&ListParams::default()).await.unwrap().items.len(),
+        2
+    );
+    emu.shutdown().await;
+}
