@@ -92,7 +92,10 @@ pub struct SystemSpec {
     /// stops being renewed or is deleted, the System and everything it created are deleted.
     /// At most 63 characters: it is also the value of the `tycho.dev/session` label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub session: Option<String>,
 
     /// Hard lifetime in seconds after the System's creation, after which it is deleted.
@@ -171,7 +174,10 @@ pub enum Expose {
 )]
 pub struct ContainerSpec {
     /// Name of the container, unique in the System (a DNS label).
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
 
     /// Container image reference, e.g. `nginx:1.27` or `jupyter/base-notebook`.
@@ -232,7 +238,10 @@ pub struct ContainerSpec {
 #[x_kube(validation = Rule::new("has(self.value) != has(self.valueFrom)").message("env[]: exactly one of value and valueFrom must be set"))]
 pub struct EnvVar {
     /// Variable name.
-    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"))]
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    )]
     pub name: String,
     /// Literal value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,7 +289,10 @@ pub struct PortSpec {
     pub port: i32,
     /// Optional name (an IANA service name: at most 15 lowercase letters, digits and '-').
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 15),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: Option<String>,
     /// Protocol: `TCP` (default), `UDP` or `SCTP`.
     #[serde(default)]
@@ -327,11 +339,17 @@ impl Protocol {
 pub struct Resources {
     /// CPUs, e.g. `500m` or `2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|[kMGTPE]i?|e[0-9]+)?$"))]
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|[kMGTPE]i?|e[0-9]+)?$")
+    )]
     pub cpus: Option<String>,
     /// Memory, e.g. `512Mi` or `2Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|[kMGTPE]i?|e[0-9]+)?$"))]
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|[kMGTPE]i?|e[0-9]+)?$")
+    )]
     pub memory: Option<String>,
     /// Whole GPUs, mapped to the extended resource the operator is configured with (default `nvidia.com/gpu`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -339,7 +357,10 @@ pub struct Resources {
     pub gpus: Option<i32>,
     /// Ephemeral (scratch) storage, e.g. `1Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|[kMGTPE]i?|e[0-9]+)?$"))]
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|[kMGTPE]i?|e[0-9]+)?$")
+    )]
     pub ephemeral_storage: Option<String>,
 }
 
@@ -416,7 +437,10 @@ pub struct TcpCheck {
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSpec {
     /// Name of the PersistentVolumeClaim in this namespace.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub claim: String,
     /// Absolute path where the claim is mounted.
     #[schemars(length(min = 2, max = 4096), regex(pattern = r"^/"))]
@@ -522,7 +546,10 @@ pub struct Endpoint {
 impl System {
     /// The System's namespace ("default" when unset, as the API server would assign).
     pub fn namespace_or_default(&self) -> String {
-        self.metadata.namespace.clone().unwrap_or_else(|| "default".to_string())
+        self.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string())
     }
 
     /// The System's name (empty when unset, which validation rejects).

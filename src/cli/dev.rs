@@ -102,9 +102,13 @@ pub async fn install_crd(client: &Client) -> Result<(), CliError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = System::crd();
     let name = crd.metadata.name.clone().unwrap_or_default();
-    api.patch(&name, &PatchParams::apply("tycho").force(), &Patch::Apply(&crd))
-        .await
-        .map_err(|e| CliError::Failed(format!("cannot install the CRD {name}: {e}")))?;
+    api.patch(
+        &name,
+        &PatchParams::apply("tycho").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .map_err(|e| CliError::Failed(format!("cannot install the CRD {name}: {e}")))?;
     Ok(())
 }
 
@@ -137,7 +141,10 @@ pub async fn run_dev(args: DevArgs) -> Result<ExitCode, CliError> {
         let _ = stop_rx.await;
     }));
     say_kubeconfig(&emu);
-    println!("controller running; metrics on http://{}/metrics", args.metrics_addr);
+    println!(
+        "controller running; metrics on http://{}/metrics",
+        args.metrics_addr
+    );
     for file in &args.files {
         let apply = ApplyArgs {
             file: file.clone(),
