@@ -363,10 +363,9 @@ impl Container {
                 .map_err(SdkError::io(ctx.clone()))?;
             Ok::<_, SdkError>(buf)
         };
-        let (w, o, e) = tokio::join!(writer, reader_out, reader_err);
-        w?;
-        let stdout = o?;
-        let stderr = e?;
+        // On the first error (e.g. the size limit), stop reading: dropping `attached` then
+        // closes the exec connection, which terminates the remote command.
+        let ((), stdout, stderr) = tokio::try_join!(writer, reader_out, reader_err)?;
         let status = match status {
             Some(s) => s.await,
             None => None,

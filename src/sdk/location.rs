@@ -280,7 +280,7 @@ impl Location {
             };
             match api.create(&PostParams::default(), &system).await {
                 Ok(_) => {
-                    tracing::info!(system = %name, image = %spec.image(), "spawning container");
+                    tracing::debug!(system = %name, image = %spec.image(), "spawning container");
                     return Ok(Container::new(
                         self.clone(),
                         name,

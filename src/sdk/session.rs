@@ -122,7 +122,7 @@ impl Session {
             ));
         };
         let name = created.metadata.name.unwrap_or_default();
-        tracing::info!(lease = %name, namespace, duration_s = secs, "session opened");
+        tracing::debug!(lease = %name, namespace, duration_s = secs, "session opened");
         let (tx, _) = watch::channel(SessionState::Active);
         let state_tx = Arc::new(tx);
         let renewer = tokio::spawn(renew_loop(
@@ -156,7 +156,7 @@ impl Session {
         let _ = self.state_tx.send(SessionState::Closed);
         match self.api.delete(&self.name, &DeleteParams::default()).await {
             Ok(_) => {
-                tracing::info!(lease = %self.name, "session closed");
+                tracing::debug!(lease = %self.name, "session closed");
                 Ok(())
             }
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),

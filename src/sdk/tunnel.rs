@@ -46,7 +46,7 @@ impl Tunnel {
         let local = listener
             .local_addr()
             .map_err(SdkError::io(format!("listening on {addr}")))?;
-        tracing::info!(system = %container.name(), local = %local, port, "created tunnel");
+        tracing::debug!(system = %container.name(), local = %local, port, "created tunnel");
         let task = tokio::spawn(async move {
             loop {
                 let Ok((socket, peer)) = listener.accept().await else {
@@ -130,11 +130,11 @@ impl Tunnel {
         timeout: Duration,
     ) -> Result<(), SdkError> {
         let start = Instant::now();
-        tracing::info!(system = %self.container.name(), "waiting on http 200");
+        tracing::debug!(system = %self.container.name(), "waiting on http 200");
         loop {
             let last = match self.http_get(host, path).await {
                 Ok((200, _)) => {
-                    tracing::info!(url = %self.url(host, path), "connected");
+                    tracing::debug!(url = %self.url(host, path), "connected");
                     return Ok(());
                 }
                 Ok((code, _)) => format!("HTTP {code}"),
