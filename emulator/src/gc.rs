@@ -1,7 +1,8 @@
 //! The controllers of kube-controller-manager that the API server's semantics depend on: the
 //! owner-reference garbage collector (dangling dependents are deleted; `foregroundDeletion`
 //! waits for dependents with `blockOwnerDeletion`; `orphan` strips owner references) and the
-//! namespace lifecycle controller (a terminating namespace is emptied, then removed).
+//! namespace lifecycle controller (a terminating namespace is emptied, then removed), and the
+//! CRD finalizer (a deleted CRD's custom resources are deleted before the CRD goes).
 //! Event-driven from the store's change feed, with a full rescan at start and after lag.
 
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::server::{AppState, DeleteOpts, WriteCtx};
+use crate::server::{AppState, CRD_CLEANUP, DeleteOpts, WriteCtx};
 use crate::store::{Event, EventType, ObjectKey};
 
 const FOREGROUND: &str = "foregroundDeletion";
@@ -73,10 +74,50 @@ fn full_scan(st: &AppState) {
     periodic(st);
 }
 
+/// The CRD finalizer controller: deletes every custom resource of a terminating CRD, then
+/// removes the cleanup finalizer so the CRD goes.
+fn process_crd(st: &AppState, crd: &Value) {
+    let group = crd["spec"]["group"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let plural = crd["spec"]["names"]["plural"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let Some(info) = st.info_for(&group, &plural) else {
+        return;
+    };
+    let all = st.store.list(&group, &plural, None, None, 0, &|_| true);
+    for o in &all.items {
+        if deleting(o) {
+            continue;
+        }
+        let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = o["metadata"]["name"].as_str().unwrap_or_default();
+        let _ = st.delete_object(&info, ns, name, &DeleteOpts::default());
+    }
+    if st.store.count(&group, &plural) == 0 {
+        let key = key_of(crd, "apiextensions.k8s.io", "customresourcedefinitions");
+        let _ = st.remove_finalizer(&key, CRD_CLEANUP);
+    }
+}
+
 fn periodic(st: &AppState) {
     let nss = st.store.list("", "namespaces", None, None, 0, &deleting);
     for ns in nss.items {
         process_namespace(st, ns["metadata"]["name"].as_str().unwrap_or_default());
+    }
+    let crds = st.store.list(
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        None,
+        None,
+        0,
+        &deleting,
+    );
+    for crd in crds.items {
+        process_crd(st, &crd);
     }
 }
 
@@ -98,6 +139,20 @@ fn handle(st: &AppState, ev: &Event) {
                 {
                     process_foreground(st, &key, &owner);
                 }
+            }
+            // The last custom resource of a terminating CRD releases it.
+            if let Some(c) = st
+                .info_for(&ev.key.group, &ev.key.plural)
+                .and_then(|i| i.custom.clone())
+                && let Some(crd) = st.store.get(
+                    "apiextensions.k8s.io",
+                    "customresourcedefinitions",
+                    "",
+                    &c.crd_name,
+                )
+                && deleting(&crd)
+            {
+                process_crd(st, &crd);
             }
             if !ev.key.namespace.is_empty()
                 && st
@@ -124,6 +179,9 @@ fn handle(st: &AppState, ev: &Event) {
                 }
                 if ev.key.group.is_empty() && ev.key.plural == "namespaces" {
                     process_namespace(st, &ev.key.name);
+                }
+                if ev.key.group == "apiextensions.k8s.io" && has_finalizer(obj, CRD_CLEANUP) {
+                    process_crd(st, obj);
                 }
             }
         }

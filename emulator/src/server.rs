@@ -24,6 +24,9 @@ use crate::{discovery, openapi, table, watch};
 
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
+/// The finalizer apiextensions-apiserver puts on a deleted CRD until its resources are gone.
+pub const CRD_CLEANUP: &str = "customresourcecleanup.apiextensions.k8s.io";
+
 /// Shared state of the running server.
 pub struct AppState {
     /// The object store.
@@ -423,6 +426,21 @@ impl AppState {
         ctx: &mut WriteCtx,
     ) -> Result<Arc<Value>, ApiError> {
         Self::check_type(info, &mut obj)?;
+        if let Some(c) = &info.custom
+            && self
+                .store
+                .get(
+                    "apiextensions.k8s.io",
+                    "customresourcedefinitions",
+                    "",
+                    &c.crd_name,
+                )
+                .is_some_and(|crd| !crd["metadata"]["deletionTimestamp"].is_null())
+        {
+            return Err(ApiError::method_not_allowed(
+                "create not allowed while custom resource definition is terminating",
+            ));
+        }
         let ts = now();
         let ns_name = if info.namespaced {
             let ns = ns.ok_or_else(ApiError::no_route)?;
@@ -1085,6 +1103,20 @@ impl AppState {
                 }
             }
             let mut fins = finalizers(&old);
+            // A CRD is kept until its custom resources are gone (apiextensions-apiserver adds
+            // the cleanup finalizer on delete and marks the CRD Terminating).
+            if is_crd(info) && !already && !fins.iter().any(|f| f == CRD_CLEANUP) {
+                fins.push(CRD_CLEANUP.to_string());
+                let mut conds: Vec<Value> = obj["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                conds.retain(|c| c["type"] != "Terminating");
+                conds.push(json!({"type": "Terminating", "status": "True",
+                    "reason": "InstanceDeletionInProgress",
+                    "message": "CustomResource deletion is in progress", "lastTransitionTime": ts}));
+                obj["status"]["conditions"] = json!(conds);
+            }
             let policy =
                 opts.propagation
                     .as_deref()

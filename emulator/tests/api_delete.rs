@@ -294,7 +294,9 @@ async fn namespace_deletion_removes_contents() {
     emu.shutdown().await;
 }
 
-/// CRD deletion removes its custom resources and the kind disappears from discovery.
+/// CRD deletion: the CRD gets the `customresourcecleanup.apiextensions.k8s.io` finalizer, its
+/// custom resources are deleted (honouring their finalizers; new ones are refused with 405),
+/// then the CRD goes and the kind disappears from discovery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crd_deletion_removes_resources_and_discovery() {
     let emu = start().await;
@@ -354,21 +356,57 @@ async fn crd_deletion_removes_resources_and_discovery() {
     )
     .await;
     assert_eq!(r.json()["apiVersion"], "test.tycho.dev/v1beta1");
+    w.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "test.tycho.dev/v1", "kind": "Widget",
+        "metadata": {"name": "held", "finalizers": ["test.tycho.dev/hold"]}, "spec": {"color": "red"}})).unwrap()).await.unwrap();
     crd_api
         .delete("widgets.test.tycho.dev", &DeleteParams::default())
         .await
         .unwrap();
-    let r = http(&emu, "GET", "/apis/test.tycho.dev/v1", &[], None).await;
-    assert_eq!(r.status, 404);
-    let r = http(
-        &emu,
-        "GET",
-        "/apis/test.tycho.dev/v1/namespaces/default/widgets/w",
-        &[],
-        None,
-    )
+    // The CRD stays (Terminating, cleanup finalizer) while a custom resource is held.
+    eventually(10, || async {
+        let r = http(
+            &emu,
+            "GET",
+            "/apis/test.tycho.dev/v1/namespaces/default/widgets/w",
+            &[],
+            None,
+        )
+        .await;
+        (r.status == 404).then_some(())
+    })
     .await;
-    assert_eq!(r.status, 404);
+    let crd = crd_api.get("widgets.test.tycho.dev").await.unwrap();
+    assert!(
+        crd.metadata
+            .finalizers
+            .unwrap()
+            .contains(&"customresourcecleanup.apiextensions.k8s.io".to_string())
+    );
+    let e = w
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "test.tycho.dev/v1", "kind": "Widget",
+        "metadata": {"name": "late"}, "spec": {"color": "red"}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, kube::Error::Api(s) if s.code == 405));
+    w.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually(10, || async {
+        let r = http(&emu, "GET", "/apis/test.tycho.dev/v1", &[], None).await;
+        (r.status == 404).then_some(())
+    })
+    .await;
+    assert!(
+        matches!(crd_api.get("widgets.test.tycho.dev").await, Err(kube::Error::Api(s)) if s.code == 404)
+    );
     emu.shutdown().await;
 }
 
