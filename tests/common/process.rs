@@ -75,6 +75,28 @@ impl ChildGuard {
         self.child.as_ref().map(std::process::Child::id)
     }
 
+    /// Ask it to stop with SIGTERM and wait (at most `limit`); true when it exited by itself with success.
+    pub fn terminate(&mut self, limit: Duration) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kill it with SIGKILL (no graceful shutdown) and reap it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -415,17 +437,35 @@ impl E2e {
         kubeconfig: &Path,
         namespace: Option<&str>,
     ) -> Controller {
+        let args: Vec<String> = namespace
+            .map(|ns| vec!["--namespace".to_string(), ns.to_string()])
+            .unwrap_or_default();
+        self.spawn_controller(kubeconfig, &args, &[])
+            .await
+            .unwrap_or_else(|log| panic!("tycho controller did not come up:\n{log}"))
+    }
+
+    /// Run `tycho controller ARGS --metrics-addr 127.0.0.1:<free>` with `kubeconfig` and extra environment;
+    /// waits until its health endpoint answers. `Err` holds its output when it exits or never answers.
+    pub async fn spawn_controller(
+        &mut self,
+        kubeconfig: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<Controller, String> {
         self.spawned += 1;
         let metrics = free_addr();
         let mut cmd = std::process::Command::new(tycho_bin());
         cmd.arg("controller")
+            .args(args)
             .arg("--metrics-addr")
             .arg(metrics.to_string())
             .env("KUBECONFIG", kubeconfig)
             .env("TYCHO_LOG", "info")
+            .env("NO_COLOR", "1")
             .env_remove("TYCHO_NAMESPACES");
-        if let Some(ns) = namespace {
-            cmd.args(["--namespace", ns]);
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let name = format!("tycho controller #{}", self.spawned);
         let log = self
@@ -433,22 +473,44 @@ impl E2e {
             .path()
             .join(format!("controller-{}.log", self.spawned));
         let mut guard = ChildGuard::spawn(&name, cmd, &log);
-        let up = eventually(WAIT, || async {
-            http(&metrics.to_string(), "GET", "/healthz", None)
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if http(&metrics.to_string(), "GET", "/healthz", None)
                 .await
-                .filter(|(c, _)| *c == 200)
-        })
-        .await;
-        assert!(
-            up.is_some() && guard.running(),
-            "{name} did not come up:\n{}",
-            guard.log()
-        );
-        Controller {
+                .is_some_and(|(c, _)| c == 200)
+            {
+                break;
+            }
+            if !guard.running() || Instant::now() > deadline {
+                let out = guard.log();
+                guard.kill();
+                return Err(out);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Controller {
             guard,
             metrics,
             proxy: None,
-        }
+        })
+    }
+
+    /// Like [`E2e::tagged_controller`], with `tycho controller ARGS` and extra environment.
+    pub async fn spawn_tagged_controller(
+        &mut self,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<Controller, String> {
+        let upstream = self.emulator.clone().expect("emulator only");
+        let proxy = UaProxy::start(upstream, CONTROLLER_AGENT).await;
+        let kubeconfig = self
+            .dir
+            .path()
+            .join(format!("controller-{}.kubeconfig", self.spawned + 1));
+        write_kubeconfig(&kubeconfig, &format!("http://{}", proxy.addr));
+        let mut c = self.spawn_controller(&kubeconfig, args, env).await?;
+        c.proxy = Some(proxy);
+        Ok(c)
     }
 
     /// Run `tycho controller` (emulator only) through a [`UaProxy`], so that the emulator's request log
