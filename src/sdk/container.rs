@@ -187,6 +187,21 @@ impl Container {
     /// Wait until the System is Ready and one of its pods is Running and Ready; returns the pod name.
     ///
     /// Polls the System's status and its pods (label `tycho.dev/system`) every 100 ms.
+    ///
+    /// ```no_run
+    /// # async fn demo(location: tycho::sdk::Location) -> Result<(), tycho::sdk::SdkError> {
+    /// use std::time::Duration;
+    /// // Start ten at once, then wait for all: they boot in parallel.
+    /// let mut containers = Vec::new();
+    /// for _ in 0..10 {
+    ///     containers.push(location.spawn(tycho::sdk::ContainerSpec::new("nginx").port(80)).await?);
+    /// }
+    /// for c in &containers {
+    ///     c.wait_ready(Duration::from_secs(120)).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn wait_ready(&self, timeout: Duration) -> Result<String, SdkError> {
         let start = Instant::now();
         let systems = self.systems();
@@ -262,6 +277,15 @@ impl Container {
     }
 
     /// The container log so far, as timestamped lines.
+    ///
+    /// ```no_run
+    /// # async fn demo(container: tycho::sdk::Container) -> Result<(), tycho::sdk::SdkError> {
+    /// for line in container.logs().await? {
+    ///     println!("{} {}", line.time, line.text);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn logs(&self) -> Result<Vec<LogLine>, SdkError> {
         let pod = self.pod().await?;
         let lp = LogParams {
@@ -382,6 +406,14 @@ impl Container {
     }
 
     /// The content of the file at `path` (at most [`DEFAULT_FILE_LIMIT`] bytes).
+    ///
+    /// ```no_run
+    /// # async fn demo(container: tycho::sdk::Container) -> Result<(), tycho::sdk::SdkError> {
+    /// container.put("/usr/new/path", b"Some data").await?;
+    /// assert_eq!(container.fetch("/usr/new/path").await?, b"Some data");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn fetch(&self, path: &str) -> Result<Vec<u8>, SdkError> {
         self.fetch_limited(path, DEFAULT_FILE_LIMIT).await
     }
@@ -453,6 +485,21 @@ impl Container {
 
     /// Start `command` (a shell command line, run with `sh -c`) in the container. Its stdout and
     /// stderr stream through [`Process::stdout`] / [`Process::stderr`].
+    ///
+    /// ```no_run
+    /// # async fn demo(container: tycho::sdk::Container) -> Result<(), tycho::sdk::SdkError> {
+    /// let out = container.spawn_process("ps faxu").await?.wait_until_complete().await?;
+    /// println!("{} (exit {})", out.stdout_str(), out.code);
+    /// // Streaming: read chunks as they come.
+    /// let mut p = container.spawn_process("echo a; sleep 1; echo b").await?;
+    /// let mut stdout = p.stdout().expect("not taken yet");
+    /// while let Some(chunk) = stdout.recv().await {
+    ///     print!("{}", String::from_utf8_lossy(&chunk));
+    /// }
+    /// assert_eq!(p.wait().await?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn spawn_process(&self, command: &str) -> Result<Process, SdkError> {
         let pod = self.pod().await?;
         Process::start(
@@ -483,6 +530,14 @@ impl Container {
 
     /// Open a local TCP listener on `bind:local_port` (a free port when `None`) whose
     /// connections are forwarded to `port` of the container through the API server.
+    ///
+    /// ```no_run
+    /// # async fn demo(container: tycho::sdk::Container) -> Result<(), tycho::sdk::SdkError> {
+    /// let tunnel = container.attach_tunnel(80, Some(1234), [127, 0, 0, 1].into()).await?;
+    /// println!("http://127.0.0.1:{}/", tunnel.local_port());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn attach_tunnel(
         &self,
         port: u16,
