@@ -436,3 +436,38 @@ async fn location_with(cluster: &TestCluster, lease: Duration) -> Location {
     .await
     .unwrap()
 }
+
+/// `nodes()` ranks Ready nodes by free allocatable memory, then CPU: requests of running pods count.
+#[tokio::test]
+async fn best_node_ranks_by_free_memory_and_cpu() {
+    let cluster = TestCluster::start().await;
+    let _controller = cluster.run_controller(|_| {}).await;
+    let location = location(&cluster).await;
+    let before = location.nodes().await.unwrap();
+    assert!(!before.is_empty());
+    let best = before[0].clone();
+    let c = best
+        .spawn(
+            ContainerSpec::new("busybox")
+                .sleep(true)
+                .memory("4Gi")
+                .cpus("1"),
+        )
+        .await
+        .unwrap();
+    c.wait_ready(BOOT).await.unwrap();
+    let after = location.nodes().await.unwrap();
+    let same = after.iter().find(|n| n.name == best.name).unwrap();
+    assert_eq!(
+        same.free_memory_bytes,
+        best.free_memory_bytes - 4 * 1024 * 1024 * 1024
+    );
+    assert_eq!(same.free_cpu_millis, best.free_cpu_millis - 1000);
+    if cluster.is_emulator() && before.len() > 1 {
+        // Equal simulated nodes: the loaded one is no longer the best.
+        assert_ne!(after[0].name, best.name);
+        assert_eq!(location.best_node().await.unwrap().name, after[0].name);
+    }
+    location.close().await.unwrap();
+    cluster.cleanup().await;
+}

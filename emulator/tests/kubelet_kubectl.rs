@@ -202,3 +202,28 @@ async fn kubectl_port_forward_is_refused_clearly() {
     );
     emu.shutdown().await;
 }
+
+/// A long-running exec ends (SIGTERM, exit 143) when its pod is deleted, as the runtime stops it.
+#[tokio::test]
+async fn exec_ends_when_the_pod_is_deleted() {
+    let (emu, client) = start_with_pod().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let ap = kube::api::AttachParams::default()
+        .container("nginx")
+        .stdout(true)
+        .stderr(true);
+    let mut p = pods.exec("web", ["sleep", "300"], &ap).await.unwrap();
+    let status = p.take_status().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pods.delete("web", &Default::default()).await.unwrap();
+    let st = tokio::time::timeout(Duration::from_secs(8), status)
+        .await
+        .expect("exec ended after the pod was deleted")
+        .expect("a status");
+    let code = st
+        .details
+        .and_then(|d| d.causes)
+        .and_then(|c| c[0].message.clone());
+    assert_eq!(code.as_deref(), Some("143"));
+    emu.shutdown().await;
+}

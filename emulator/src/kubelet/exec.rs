@@ -48,13 +48,19 @@ pub fn exit_status_json(command: &[String], code: i32) -> String {
     .to_string()
 }
 
-/// Run `params.command` in `container`, wired to the WebSocket.
-pub async fn run(
+/// Run `params.command` in `container`, wired to the WebSocket. `alive` is polled every two
+/// seconds; when it says the pod is gone, the container's processes are terminated (as when the
+/// runtime stops a container) and the exec ends with the command's status.
+pub async fn run<F, Fut>(
     container: Arc<SimContainer>,
     params: ExecParams,
     mut socket: Ws,
     protocol: String,
-) {
+    alive: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let v5 = protocol.starts_with("v5.");
     let cmdline = params
         .command
@@ -103,11 +109,19 @@ pub async fn run(
     let mut out_open = true;
     let mut err_open = true;
     let mut client_gone = false;
+    let mut check = tokio::time::interval(Duration::from_secs(2));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.tick().await;
     loop {
         if code.is_some() && !out_open && !err_open {
             break;
         }
         tokio::select! {
+            _ = check.tick(), if code.is_none() => {
+                if !alive().await {
+                    container.kill_all();
+                }
+            }
             r = &mut task, if code.is_none() => {
                 code = Some(r.unwrap_or(1));
             }

@@ -259,20 +259,7 @@ impl Kubelet {
                     since,
                     limit_bytes: value(&query, "limitBytes").and_then(|s| s.parse().ok()),
                 };
-                let uid = pod.metadata.uid.clone().unwrap_or_default();
-                let name = pod_name.to_string();
-                let alive = move || {
-                    let pods = pods.clone();
-                    let uid = uid.clone();
-                    let name = name.clone();
-                    async move {
-                        match pods.get_opt(&name).await {
-                            Ok(Some(p)) => p.metadata.uid.as_deref() == Some(uid.as_str()),
-                            Ok(None) => false,
-                            Err(_) => true,
-                        }
-                    }
-                };
+                let alive = self.liveness(&pod);
                 let mut resp = Response::new(logs::body(c, params, alive));
                 resp.headers_mut().insert(
                     ::http::header::CONTENT_TYPE,
@@ -307,9 +294,10 @@ impl Kubelet {
                 let accepted = ws::accept(&mut req, "exec", exec::PROTOCOLS)?;
                 let protocol = accepted.protocol.clone();
                 let on_upgrade = accepted.on_upgrade;
+                let alive = self.liveness(&pod);
                 tokio::spawn(async move {
                     match ws::upgraded(on_upgrade).await {
-                        Ok(socket) => exec::run(c, params, socket, protocol).await,
+                        Ok(socket) => exec::run(c, params, socket, protocol, alive).await,
                         Err(e) => tracing::debug!(error = %e, "exec upgrade failed"),
                     }
                 });
@@ -348,6 +336,33 @@ impl Kubelet {
                 });
                 Ok(accepted.response)
             }
+        }
+    }
+
+    /// A check that the pod still exists (same UID); API errors count as alive.
+    fn liveness(
+        &self,
+        pod: &Pod,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + 'static
+    {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        move || {
+            let pods = pods.clone();
+            let uid = uid.clone();
+            let name = name.clone();
+            Box::pin(async move {
+                match pods.get_opt(&name).await {
+                    Ok(Some(p)) => {
+                        p.metadata.uid.as_deref() == Some(uid.as_str())
+                            && p.metadata.deletion_timestamp.is_none()
+                    }
+                    Ok(None) => false,
+                    Err(_) => true,
+                }
+            })
         }
     }
 
