@@ -1018,3 +1018,63 @@ async fn events_share_storage_between_api_groups() {
     );
     emu.shutdown().await;
 }
+
+/// CRD selectableFields: a custom resource list can be filtered by a declared field
+/// (`spec.color`); undeclared fields are rejected with 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crd_selectable_fields() {
+    let emu = start().await;
+    let ct = [("Content-Type", "application/yaml")];
+    assert_eq!(
+        http(
+            &emu,
+            "POST",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &ct,
+            Some(WIDGET_CRD)
+        )
+        .await
+        .status,
+        201
+    );
+    for (n, color) in [("a", "red"), ("b", "blue"), ("c", "red")] {
+        let body = format!(
+            r#"{{"apiVersion":"test.tycho.dev/v1","kind":"Widget","metadata":{{"name":"{n}"}},"spec":{{"color":"{color}"}}}}"#
+        );
+        let r = http(
+            &emu,
+            "POST",
+            "/apis/test.tycho.dev/v1/namespaces/default/widgets",
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let l = http(
+        &emu,
+        "GET",
+        "/apis/test.tycho.dev/v1/namespaces/default/widgets?fieldSelector=spec.color%3Dred",
+        &[],
+        None,
+    )
+    .await
+    .json();
+    let names: Vec<&str> = l["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["a", "c"]);
+    let r = http(
+        &emu,
+        "GET",
+        "/apis/test.tycho.dev/v1/namespaces/default/widgets?fieldSelector=spec.size%3D3",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    emu.shutdown().await;
+}
