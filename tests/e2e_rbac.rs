@@ -272,6 +272,24 @@ fn summary(calls: &[Request]) -> String {
     set.into_iter().collect::<Vec<_>>().join("\n  ")
 }
 
+/// The manifests with `resource` removed from every RBAC rule (as JSON documents, which are YAML).
+fn without_resource(manifests: &str, resource: &str) -> String {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(manifests).unwrap();
+    docs.into_iter()
+        .filter(|d| d.is_object())
+        .map(|mut d| {
+            if let Some(rules) = d["rules"].as_array_mut() {
+                for rule in rules {
+                    if let Some(resources) = rule["resources"].as_array_mut() {
+                        resources.retain(|r| r != resource);
+                    }
+                }
+            }
+            format!("---\n{d}\n")
+        })
+        .collect()
+}
+
 /// Flags `tycho controller` accepts, from its `--help`.
 fn accepted_flags() -> BTreeSet<String> {
     let out = std::process::Command::new(process::tycho_bin())
@@ -288,7 +306,9 @@ fn accepted_flags() -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_runs_with_the_arguments_the_chart_renders() {
     let mut e = E2e::start().await;
-    if e.skip_unless_emulator("starting the controller with the chart's release namespace") {
+    if e.skip_unless_emulator(
+        "a controller in the chart's release namespace (tycho-system, shared on a real cluster)",
+    ) {
         return;
     }
     create_namespace(&e, RELEASE_NS).await;
@@ -366,12 +386,92 @@ async fn every_call_of_the_controller_process_is_allowed_by_the_chart_rbac() {
             summary(&calls)
         );
     }
+    // The check names a missing permission: the same calls against the chart without `systems/status`.
+    let without_status = without_resource(&rbac::chart_snapshot("default"), "systems/status");
+    let crippled = Policy::for_service_account(&without_status, RELEASE_NS, "tycho");
+    let message = describe(&crippled.denied(calls.clone()));
+    assert!(
+        message.contains("patch tycho.dev/systems/status"),
+        "a chart without systems/status must be reported: {message}"
+    );
+
     let policy = Policy::for_service_account(&rbac::chart_snapshot("default"), RELEASE_NS, "tycho");
     let denied = policy.denied(calls);
     assert!(
         denied.is_empty(),
         "the chart's RBAC (charts/tycho, rendered in tests/chart/snapshots/default.yaml) does not allow these \
          calls of `tycho controller`:\n{}",
+        describe(&denied)
+    );
+    e.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_of_a_namespaced_controller_is_allowed_by_the_namespaced_chart_rbac() {
+    // tests/chart/values/namespaced.yaml: watchNamespaces team-a and team-b (Roles there, no ClusterRole for
+    // Systems or their children), rbac.readNodes false, no leader election.
+    let mut e = E2e::start_in("team-a").await;
+    if e.skip_unless_emulator("the RBAC check reads the emulator's request log") {
+        return;
+    }
+    create_namespace(&e, RELEASE_NS).await;
+    create_namespace(&e, "team-b").await;
+    create_namespace(&e, "elsewhere").await;
+    let args = chart_args("namespaced");
+    assert!(args.contains(&"--namespace=team-a".to_string()), "{args:?}");
+    let mut c = e
+        .spawn_tagged_controller(&args, ENV)
+        .await
+        .unwrap_or_else(|log| panic!("tycho controller {args:?} does not start:\n{log}"));
+    // A System in an unwatched namespace is left alone; one in team-b is reconciled.
+    let nginx = repo_path("examples/nginx.yaml").display().to_string();
+    e.kubectl_ok_in("elsewhere", &["apply", "-f", &nginx]).await;
+    e.kubectl_ok_in("team-b", &["apply", "-f", &nginx]).await;
+    full_run(&e).await;
+    let team_b: Api<System> = Api::namespaced(e.client.clone(), "team-b");
+    let ready = eventually(WAIT, || async {
+        (team_b.get("nginx").await.ok()?.status?.phase?.as_str() == "Ready").then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "team-b/nginx never Ready");
+    let elsewhere: Api<System> = Api::namespaced(e.client.clone(), "elsewhere");
+    assert!(
+        elsewhere.get("nginx").await.unwrap().status.is_none(),
+        "a System outside the watched namespaces was reconciled"
+    );
+    let clean = c.guard.terminate(Duration::from_secs(30));
+    assert!(
+        clean,
+        "the controller did not stop cleanly on SIGTERM:\n{}",
+        c.guard.log()
+    );
+
+    let calls = controller_calls(&e).await;
+    eprintln!("controller calls:\n  {}", summary(&calls));
+    assert!(
+        calls.iter().all(|r| r.namespace != "elsewhere"),
+        "calls in an unwatched namespace: {}",
+        summary(
+            &calls
+                .iter()
+                .filter(|r| r.namespace == "elsewhere")
+                .cloned()
+                .collect::<Vec<_>>()
+        )
+    );
+    let policy =
+        Policy::for_service_account(&rbac::chart_snapshot("namespaced"), RELEASE_NS, "tycho");
+    // rbac.readNodes=false: the controller's Node list (for endpoint URLs) is refused on a real cluster, which
+    // it tolerates (the endpoints get no URL); nothing else may be refused.
+    let denied: Vec<Request> = policy
+        .denied(calls)
+        .into_iter()
+        .filter(|r| !(r.verb == "list" && r.resource == "nodes" && r.namespace.is_empty()))
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "the namespaced chart's RBAC (tests/chart/snapshots/namespaced.yaml) does not allow these calls of \
+         `tycho controller`:\n{}",
         describe(&denied)
     );
     e.cleanup().await;

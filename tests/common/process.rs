@@ -234,6 +234,27 @@ impl E2e {
 
     /// Like [`E2e::start`], without installing the CRD.
     pub async fn start_bare() -> E2e {
+        Self::start_bare_in(None).await
+    }
+
+    /// Like [`E2e::start`], with the test namespace named `namespace` (emulator: a fixed name is safe,
+    /// the cluster is the test's own).
+    pub async fn start_in(namespace: &str) -> E2e {
+        let e = Self::start_bare_in(Some(namespace)).await;
+        let out = e
+            .kubectl(&["apply", "-f", &repo_path("crds").display().to_string()])
+            .await;
+        assert!(
+            out.ok,
+            "kubectl apply -f crds/: {}{}",
+            out.stdout, out.stderr
+        );
+        e.wait_crd().await;
+        e
+    }
+
+    /// Like [`E2e::start_bare`], with the test namespace named `namespace` when given (random otherwise).
+    pub async fn start_bare_in(namespace: Option<&str>) -> E2e {
         let dir = tempfile::tempdir().unwrap();
         let (kubeconfig, emulator, sim) =
             match std::env::var(KUBECONFIG_ENV).ok().filter(|s| !s.is_empty()) {
@@ -273,7 +294,9 @@ impl E2e {
                 }
             };
         let client = client_for(&kubeconfig).await;
-        let namespace = format!("tycho-e2e-{:08x}", rand::random::<u32>());
+        let namespace = namespace
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("tycho-e2e-{:08x}", rand::random::<u32>()));
         let ns: k8s_openapi::api::core::v1::Namespace =
             serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
         Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
