@@ -106,6 +106,7 @@ pub struct SystemSpec {
     /// Existing PersistentVolumeClaims mounted into the containers. Tycho never deletes a claim.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["claim".into(), "mountPath".into()]))]
     pub volumes: Vec<VolumeSpec>,
 
     /// Node labels the pods must match to be scheduled (Kubernetes `nodeSelector`).
@@ -208,6 +209,7 @@ pub struct ContainerSpec {
     /// Ports the container listens on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["port".into(), "protocol".into()]))]
     pub ports: Vec<PortSpec>,
 
     /// Resource limits (the most the container may use).
@@ -221,6 +223,7 @@ pub struct ContainerSpec {
     /// Files written into the container before its process starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["path".into()]))]
     pub files: Vec<FileSpec>,
 
     /// Start the container with an idle process instead of its own, so processes can be started in it later.
