@@ -164,7 +164,8 @@ impl<K: Resource + Clone + Send + Sync + 'static> Cache<K> {
     }
 
     /// Records an object the controller just wrote (write-through), unless the cache already
-    /// holds a newer version. Handlers are not called; the watch event will follow.
+    /// holds a newer version. Handlers are not called: the watch event will follow, or, if it is
+    /// lost while the watch is down, the relist that follows calls them (see `replace`).
     pub fn observe_write(&self, obj: K) {
         let mut g = self.write();
         let key = key_of(&obj);
@@ -199,7 +200,14 @@ impl<K: Resource + Clone + Send + Sync + 'static> Cache<K> {
         self.notify(Some(&gone), None);
     }
 
-    /// Replaces the whole content after a (re)list, calling handlers for what changed.
+    /// Replaces the whole content after a (re)list and calls the handlers for every listed object
+    /// (and for every cached object that is gone), as client-go's `Replace` does (resync on relist).
+    ///
+    /// Handlers run even when the cached version equals the listed one: the cached version may
+    /// come from [`Cache::observe_write`], which does not call handlers, and its watch event may
+    /// have been lost while the watch was down — comparing versions would then hide that change
+    /// from every other controller for good. Handlers only enqueue keys, so a relist costs one
+    /// idempotent reconcile per object, and relists are rare (410 Gone, not a timed-out watch).
     fn replace(&self, listed: HashMap<Key, K>) {
         let mut changes: Vec<Change<K>> = Vec::new();
         {
@@ -218,12 +226,7 @@ impl<K: Resource + Clone + Send + Sync + 'static> Cache<K> {
             for (_, obj) in listed {
                 let new = Arc::new(obj);
                 let old = Self::insert_locked(&mut g, Arc::clone(&new));
-                let same = old
-                    .as_ref()
-                    .is_some_and(|o| o.meta().resource_version == new.meta().resource_version);
-                if !same {
-                    changes.push((old, Some(new)));
-                }
+                changes.push((old, Some(new)));
             }
         }
         for (old, new) in changes {
@@ -334,5 +337,33 @@ mod tests {
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0], (false, Some("a".into())));
         assert_eq!(seen[2], (true, None));
+    }
+
+    /// A controller's own write is cached without calling handlers; if its watch event is lost
+    /// while the watch is down, the relist that lists the very same version must still tell the
+    /// handlers (the other controllers) about it.
+    #[test]
+    fn a_relist_reports_a_write_whose_watch_event_was_lost() {
+        let cache = Cache::<Pod>::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        cache.on_change(Box::new(move |_, new| {
+            s.lock().unwrap().push(new.map(|p| {
+                (
+                    p.name_any(),
+                    p.metadata.resource_version.clone().unwrap_or_default(),
+                )
+            }));
+        }));
+        cache.apply(pod("a", "1", None));
+        cache.observe_write(pod("a", "2", None)); // the watch event for rv 2 is lost
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        let mut listed = HashMap::new();
+        listed.insert(Key::new("ns", "a"), pod("a", "2", None));
+        cache.replace(listed);
+        assert_eq!(
+            seen.lock().unwrap().last().cloned(),
+            Some(Some(("a".to_string(), "2".to_string())))
+        );
     }
 }
