@@ -283,6 +283,66 @@ const BUILTINS: &[B] = &[
         return_obj: false,
     },
     B {
+        group: "policy",
+        version: "v1",
+        kind: "PodDisruptionBudget",
+        plural: "poddisruptionbudgets",
+        namespaced: true,
+        short: &["pdb"],
+        cats: &[],
+        status: true,
+        generation: true,
+        return_obj: false,
+    },
+    B {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "Role",
+        plural: "roles",
+        namespaced: true,
+        short: &[],
+        cats: &[],
+        status: false,
+        generation: false,
+        return_obj: false,
+    },
+    B {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "RoleBinding",
+        plural: "rolebindings",
+        namespaced: true,
+        short: &[],
+        cats: &[],
+        status: false,
+        generation: false,
+        return_obj: false,
+    },
+    B {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRole",
+        plural: "clusterroles",
+        namespaced: false,
+        short: &[],
+        cats: &[],
+        status: false,
+        generation: false,
+        return_obj: false,
+    },
+    B {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRoleBinding",
+        plural: "clusterrolebindings",
+        namespaced: false,
+        short: &[],
+        cats: &[],
+        status: false,
+        generation: false,
+        return_obj: false,
+    },
+    B {
         group: "apiextensions.k8s.io",
         version: "v1",
         kind: "CustomResourceDefinition",
@@ -599,7 +659,7 @@ fn diff_keys(input: &Value, back: &Value, path: &str, out: &mut Vec<String>) {
 /// Decodes a built-in object into its k8s-openapi type. Returns the paths of fields the type does
 /// not know (`spec.foo`), or the decoding error when the body does not fit the type.
 pub fn typed_unknown_fields(group: &str, kind: &str, obj: &Value) -> Result<Vec<String>, String> {
-    use k8s_openapi::api::{apps, coordination, core, events, networking};
+    use k8s_openapi::api::{apps, coordination, core, events, networking, policy, rbac};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
     match (group, kind) {
         ("", "Namespace") => roundtrip::<core::v1::Namespace>(obj),
@@ -617,6 +677,13 @@ pub fn typed_unknown_fields(group: &str, kind: &str, obj: &Value) -> Result<Vec<
         ("apps", "ReplicaSet") => roundtrip::<apps::v1::ReplicaSet>(obj),
         ("coordination.k8s.io", "Lease") => roundtrip::<coordination::v1::Lease>(obj),
         ("networking.k8s.io", "NetworkPolicy") => roundtrip::<networking::v1::NetworkPolicy>(obj),
+        ("policy", "PodDisruptionBudget") => roundtrip::<policy::v1::PodDisruptionBudget>(obj),
+        ("rbac.authorization.k8s.io", "Role") => roundtrip::<rbac::v1::Role>(obj),
+        ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            roundtrip::<rbac::v1::ClusterRoleBinding>(obj)
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             roundtrip::<apiext::CustomResourceDefinition>(obj)
         }
@@ -657,6 +724,18 @@ fn is_label_key(k: &str) -> bool {
     }
 }
 
+/// Why `s` is not a valid path segment name (`path.IsValidPathSegmentName`), if it is not.
+fn path_segment_problem(s: &str) -> Option<&'static str> {
+    match s {
+        "" => Some("name or generateName is required"),
+        "." => Some("may not be '.'"),
+        ".." => Some("may not be '..'"),
+        _ if s.contains('/') => Some("may not contain '/'"),
+        _ if s.contains('%') => Some("may not contain '%'"),
+        _ => None,
+    }
+}
+
 fn is_label_value(v: &str) -> bool {
     v.is_empty() || is_qualified_name_part(v)
 }
@@ -669,12 +748,20 @@ pub fn validate_metadata(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
     let name = meta["name"].as_str().unwrap_or_default();
     let label_names =
         info.group.is_empty() && matches!(info.kind.as_str(), "Namespace" | "Service");
-    let ok = if label_names {
+    if info.group == "rbac.authorization.k8s.io" && !info.is_custom() {
+        // RBAC objects are named by path segments (`system:controller:foo` is valid).
+        if let Some(why) = path_segment_problem(name) {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                "metadata.name",
+                format!("Invalid value: \"{name}\": {why}"),
+            ));
+        }
+    } else if !(if label_names {
         is_dns_label(name)
     } else {
         is_dns_subdomain(name)
-    };
-    if !ok {
+    }) {
         let what = if label_names {
             "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
         } else {
@@ -927,6 +1014,13 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
         ("networking.k8s.io", "NetworkPolicy") => {
             m.remove("status");
         }
+        ("policy", "PodDisruptionBudget") => {
+            // The zero PodDisruptionBudgetStatus: its counters are not omitempty.
+            m.insert(
+                "status".into(),
+                json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}),
+            );
+        }
         _ => {}
     }
 }
@@ -1168,6 +1262,13 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
                 }
             }
         }
+        ("rbac.authorization.k8s.io", "Role") => validate_rules(obj, true, &mut causes),
+        ("rbac.authorization.k8s.io", "ClusterRole") => validate_rules(obj, false, &mut causes),
+        ("rbac.authorization.k8s.io", "RoleBinding") => validate_binding(obj, true, &mut causes),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            validate_binding(obj, false, &mut causes)
+        }
+        ("policy", "PodDisruptionBudget") => validate_pdb(spec, &mut causes),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             let group = spec["group"].as_str().unwrap_or_default();
             let plural = spec["names"]["plural"].as_str().unwrap_or_default();
@@ -1223,6 +1324,206 @@ pub fn validate_object(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
         _ => {}
     }
     causes
+}
+
+fn non_empty_list(v: &Value) -> bool {
+    v.as_array().is_some_and(|a| !a.is_empty())
+}
+
+/// `ValidatePolicyRule` for every rule of a Role (`namespaced`) or ClusterRole.
+fn validate_rules(obj: &Value, namespaced: bool, causes: &mut Vec<Cause>) {
+    for (i, rule) in obj["rules"].as_array().into_iter().flatten().enumerate() {
+        let at = format!("rules[{i}]");
+        if !non_empty_list(&rule["verbs"]) {
+            causes.push(Cause::new(
+                "FieldValueRequired",
+                &format!("{at}.verbs"),
+                "Required value: verbs must contain at least one value",
+            ));
+        }
+        if non_empty_list(&rule["nonResourceURLs"]) {
+            let urls = &rule["nonResourceURLs"];
+            if namespaced {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    &format!("{at}.nonResourceURLs"),
+                    format!(
+                        "Invalid value: {urls}: namespaced rules cannot apply to non-resource URLs"
+                    ),
+                ));
+            }
+            if ["apiGroups", "resources", "resourceNames"]
+                .iter()
+                .any(|f| non_empty_list(&rule[*f]))
+            {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    &format!("{at}.nonResourceURLs"),
+                    format!("Invalid value: {urls}: rules cannot apply to both regular resources and non-resource URLs"),
+                ));
+            }
+            continue;
+        }
+        if !non_empty_list(&rule["apiGroups"]) {
+            causes.push(Cause::new(
+                "FieldValueRequired",
+                &format!("{at}.apiGroups"),
+                "Required value: resource rules must supply at least one api group",
+            ));
+        }
+        if !non_empty_list(&rule["resources"]) {
+            causes.push(Cause::new(
+                "FieldValueRequired",
+                &format!("{at}.resources"),
+                "Required value: resource rules must supply at least one resource",
+            ));
+        }
+    }
+}
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// `ValidateRoleBinding` / `ValidateClusterRoleBinding`: the roleRef and every subject.
+fn validate_binding(obj: &Value, namespaced: bool, causes: &mut Vec<Cause>) {
+    let role_ref = &obj["roleRef"];
+    let group = role_ref["apiGroup"].as_str().unwrap_or_default();
+    if group != RBAC_GROUP {
+        causes.push(Cause::new(
+            "FieldValueNotSupported",
+            "roleRef.apiGroup",
+            format!("Unsupported value: \"{group}\": supported values: \"{RBAC_GROUP}\""),
+        ));
+    }
+    let kind = role_ref["kind"].as_str().unwrap_or_default();
+    let kinds: &[&str] = if namespaced {
+        &["Role", "ClusterRole"]
+    } else {
+        &["ClusterRole"]
+    };
+    if !kinds.contains(&kind) {
+        let supported: Vec<String> = kinds.iter().map(|k| format!("\"{k}\"")).collect();
+        causes.push(Cause::new(
+            "FieldValueNotSupported",
+            "roleRef.kind",
+            format!(
+                "Unsupported value: \"{kind}\": supported values: {}",
+                supported.join(", ")
+            ),
+        ));
+    }
+    let name = role_ref["name"].as_str().unwrap_or_default();
+    if name.is_empty() {
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "roleRef.name",
+            "Required value",
+        ));
+    } else if let Some(why) = path_segment_problem(name) {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            "roleRef.name",
+            format!("Invalid value: \"{name}\": {why}"),
+        ));
+    }
+    for (i, sub) in obj["subjects"].as_array().into_iter().flatten().enumerate() {
+        let at = format!("subjects[{i}]");
+        let name = sub["name"].as_str().unwrap_or_default();
+        if name.is_empty() {
+            causes.push(Cause::new(
+                "FieldValueRequired",
+                &format!("{at}.name"),
+                "Required value",
+            ));
+        }
+        let group = sub["apiGroup"].as_str().unwrap_or_default();
+        match sub["kind"].as_str().unwrap_or_default() {
+            "ServiceAccount" => {
+                if !group.is_empty() {
+                    causes.push(Cause::new(
+                        "FieldValueNotSupported",
+                        &format!("{at}.apiGroup"),
+                        format!("Unsupported value: \"{group}\": supported values: \"\""),
+                    ));
+                }
+                if !name.is_empty() && !is_dns_subdomain(name) {
+                    causes.push(Cause::new(
+                        "FieldValueInvalid",
+                        &format!("{at}.name"),
+                        format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+                    ));
+                }
+                if !namespaced && sub["namespace"].as_str().unwrap_or_default().is_empty() {
+                    causes.push(Cause::new(
+                        "FieldValueRequired",
+                        &format!("{at}.namespace"),
+                        "Required value",
+                    ));
+                }
+            }
+            "User" | "Group" => {
+                if group != RBAC_GROUP {
+                    causes.push(Cause::new(
+                        "FieldValueNotSupported",
+                        &format!("{at}.apiGroup"),
+                        format!(
+                            "Unsupported value: \"{group}\": supported values: \"{RBAC_GROUP}\""
+                        ),
+                    ));
+                }
+            }
+            other => causes.push(Cause::new(
+                "FieldValueNotSupported",
+                &format!("{at}.kind"),
+                format!("Unsupported value: \"{other}\": supported values: \"ServiceAccount\", \"User\", \"Group\""),
+            )),
+        }
+    }
+}
+
+/// An int-or-string that must be a non-negative integer or a percentage of at most 100%.
+fn validate_int_or_percent(field: &str, v: &Value, causes: &mut Vec<Cause>) {
+    let ok = match v {
+        Value::Null => true,
+        Value::Number(n) => n.as_i64().is_some_and(|x| x >= 0),
+        Value::String(p) => p
+            .strip_suffix('%')
+            .and_then(|x| x.parse::<i64>().ok())
+            .is_some_and(|x| (0..=100).contains(&x)),
+        _ => false,
+    };
+    if !ok {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            field,
+            format!("Invalid value: {v}: must be a non-negative integer or a percentage between 0% and 100%"),
+        ));
+    }
+}
+
+/// `ValidatePodDisruptionBudgetSpec`.
+fn validate_pdb(spec: &Value, causes: &mut Vec<Cause>) {
+    let min = &spec["minAvailable"];
+    let max = &spec["maxUnavailable"];
+    if !min.is_null() && !max.is_null() {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            "spec.minAvailable",
+            format!("Invalid value: {min}: minAvailable and maxUnavailable cannot be both set"),
+        ));
+    }
+    validate_int_or_percent("spec.minAvailable", min, causes);
+    validate_int_or_percent("spec.maxUnavailable", max, causes);
+    if let Some(p) = spec["unhealthyPodEvictionPolicy"].as_str()
+        && !["IfHealthyBudget", "AlwaysAllow"].contains(&p)
+    {
+        causes.push(Cause::new(
+            "FieldValueNotSupported",
+            "spec.unhealthyPodEvictionPolicy",
+            format!(
+                "Unsupported value: \"{p}\": supported values: \"AlwaysAllow\", \"IfHealthyBudget\""
+            ),
+        ));
+    }
 }
 
 fn immutable(field: &str, value: &Value) -> Cause {
@@ -1359,6 +1660,15 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<Cau
                     "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
                 ));
             }
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
+            if old["roleRef"] != new["roleRef"] =>
+        {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                "roleRef",
+                format!("Invalid value: {}: cannot change roleRef", new["roleRef"]),
+            ));
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             for (field, a, b) in [

@@ -414,7 +414,17 @@ impl AppState {
             return;
         }
         let schema = Self::merge_schema(info);
+        // The status a built-in strategy sets on create (PrepareForCreate) is not the writer's:
+        // kube-apiserver's reset fields keep it out of the main resource's managedFields.
+        let status = if old.is_none() && sub.is_none() && info.status_subresource {
+            new.as_object_mut().and_then(|m| m.remove("status"))
+        } else {
+            None
+        };
         record_update(old, new, &ctx.manager, sub, &schema, &now());
+        if let (Some(st), Some(m)) = (status, new.as_object_mut()) {
+            m.insert("status".into(), st);
+        }
     }
 
     /// Creates an object (POST semantics).

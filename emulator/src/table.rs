@@ -676,6 +676,103 @@ fn builtin_columns(info: &ResourceInfo) -> (Vec<Value>, CellFn) {
                 ]
             },
         ),
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => (
+            vec![
+                name_col(),
+                col("Created At", "date", "", "CreationTimestamp", 0),
+            ],
+            |o| {
+                vec![
+                    json!(s(&o["metadata"]["name"])),
+                    json!(s(&o["metadata"]["creationTimestamp"])),
+                ]
+            },
+        ),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => (
+            vec![
+                name_col(),
+                col("Role", "string", "", "RoleRef is the role being bound.", 0),
+                ag(),
+                col("Users", "string", "", "Users in the binding.", 1),
+                col("Groups", "string", "", "Groups in the binding.", 1),
+                col(
+                    "ServiceAccounts",
+                    "string",
+                    "",
+                    "ServiceAccounts in the binding.",
+                    1,
+                ),
+            ],
+            |o| {
+                let subjects = |kind: &str| -> String {
+                    o["subjects"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|x| x["kind"].as_str() == Some(kind))
+                        .map(|x| {
+                            if kind == "ServiceAccount" {
+                                format!("{}:{}", s(&x["namespace"]), s(&x["name"]))
+                            } else {
+                                s(&x["name"])
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                vec![
+                    json!(s(&o["metadata"]["name"])),
+                    json!(format!(
+                        "{}/{}",
+                        s(&o["roleRef"]["kind"]),
+                        s(&o["roleRef"]["name"])
+                    )),
+                    json!(age(&o["metadata"]["creationTimestamp"])),
+                    json!(subjects("User")),
+                    json!(subjects("Group")),
+                    json!(subjects("ServiceAccount")),
+                ]
+            },
+        ),
+        ("policy", "PodDisruptionBudget") => (
+            vec![
+                name_col(),
+                col(
+                    "Min Available",
+                    "string",
+                    "",
+                    "The minimum number of pods that must be available.",
+                    0,
+                ),
+                col(
+                    "Max Unavailable",
+                    "string",
+                    "",
+                    "The maximum number of pods that may be unavailable.",
+                    0,
+                ),
+                col(
+                    "Allowed Disruptions",
+                    "integer",
+                    "",
+                    "Calculated number of pods that may be disrupted at this time.",
+                    0,
+                ),
+                ag(),
+            ],
+            |o| {
+                let or_na = |v: &Value| {
+                    if v.is_null() { "N/A".to_string() } else { s(v) }
+                };
+                vec![
+                    json!(s(&o["metadata"]["name"])),
+                    json!(or_na(&o["spec"]["minAvailable"])),
+                    json!(or_na(&o["spec"]["maxUnavailable"])),
+                    json!(o["status"]["disruptionsAllowed"].as_i64().unwrap_or(0)),
+                    json!(age(&o["metadata"]["creationTimestamp"])),
+                ]
+            },
+        ),
         _ => (vec![name_col(), age_col()], |o| {
             vec![
                 json!(s(&o["metadata"]["name"])),
