@@ -41,6 +41,10 @@ use tokio::task::JoinHandle;
 pub use error::{ApiError, EmulatorError};
 pub use faults::{ErrorRule, FaultSpec, Faults, RequestRecord};
 
+/// The User-Agent of the emulator's own API client (simulated cluster and kubelet), so that the
+/// request log tells its calls apart from the clients under test.
+pub const SIM_USER_AGENT: &str = concat!("tycho-emulator-sim/", env!("CARGO_PKG_VERSION"));
+
 /// How to run the emulator.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -140,10 +144,15 @@ impl Emulator {
                 .await;
         });
         let mut tasks = vec![tokio::spawn(gc::run(state.clone(), shutdown_rx.clone()))];
-        let kcfg = kube::Config::new(url.parse().map_err(|e| EmulatorError::Client {
+        let mut kcfg = kube::Config::new(url.parse().map_err(|e| EmulatorError::Client {
             url: url.clone(),
             message: format!("{e}"),
         })?);
+        // kube-client sends no User-Agent of its own; its extra-headers layer adds this one.
+        kcfg.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(SIM_USER_AGENT),
+        ));
         let client = kube::Client::try_from(kcfg).map_err(|e| EmulatorError::Client {
             url: url.clone(),
             message: e.to_string(),

@@ -745,3 +745,57 @@ async fn steady_state_makes_no_writes_but_heartbeats() {
         "unexpected writes in steady state: {writes:?}"
     );
 }
+
+/// The simulated cluster's calls carry its own User-Agent (`tycho-emulator-sim/<version>`), so the
+/// request log tells them apart from the client under test (as kube-controller-manager's and the
+/// kubelet's do on a real cluster).
+#[tokio::test]
+async fn simulated_cluster_requests_carry_their_user_agent() {
+    let (emu, client) = start(2).await;
+    wait_nodes_ready(&client, 2).await;
+    eventually("the simulator's watches", || async {
+        let log = emu.requests();
+        ["pods", "nodes"]
+            .iter()
+            .all(|k| log.iter().any(|r| r.verb == "watch" && r.resource == *k))
+            .then_some(())
+    })
+    .await;
+    let log = emu.requests();
+    let sim: Vec<_> = log
+        .iter()
+        .filter(|r| r.user_agent == tycho_emulator::SIM_USER_AGENT)
+        .collect();
+    assert!(
+        tycho_emulator::SIM_USER_AGENT.starts_with("tycho-emulator-sim/")
+            && tycho_emulator::SIM_USER_AGENT.len() > "tycho-emulator-sim/".len()
+    );
+    for (verb, resource) in [("patch", "nodes"), ("watch", "pods"), ("watch", "nodes")] {
+        assert!(
+            sim.iter().any(|r| r.verb == verb && r.resource == resource),
+            "no {verb} {resource} by the simulator: {:?}",
+            log.iter()
+                .map(|r| format!("{} {} {:?}", r.verb, r.resource, r.user_agent))
+                .collect::<Vec<_>>()
+        );
+    }
+    // Every node and lease write is the simulator's; the test's own calls are not.
+    for r in &log {
+        if matches!(r.resource.as_str(), "nodes" | "leases") && r.verb != "get" && r.verb != "list"
+        {
+            assert_eq!(r.user_agent, tycho_emulator::SIM_USER_AGENT, "{r:?}");
+        }
+    }
+    emu.clear_requests();
+    Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let mine = emu.requests();
+    assert!(
+        mine.iter().any(|r| r.verb == "list"
+            && r.resource == "nodes"
+            && r.user_agent != tycho_emulator::SIM_USER_AGENT),
+        "{mine:?}"
+    );
+}
