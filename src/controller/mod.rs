@@ -351,7 +351,23 @@ pub async fn run(
                 }
             })
     });
-    futures::future::join_all(runs).await;
+    let all = futures::future::join_all(runs);
+    tokio::pin!(all);
+    let mut stop = stop_rx.clone();
+    tokio::select! {
+        _ = &mut all => {}
+        () = async { let _ = stop.wait_for(|s| *s).await; } => {
+            // kube-runtime holds a Controller's runner until its cache is ready, so a Controller whose
+            // cache never synced (e.g. the CRD is missing) would never finish: nothing ran there anyway.
+            if ready.load(Ordering::SeqCst) {
+                if tokio::time::timeout(Duration::from_secs(60), &mut all).await.is_err() {
+                    warn!("running reconciles did not finish within 60 s; stopping anyway");
+                }
+            } else {
+                info!("caches never synced; nothing to finish");
+            }
+        }
+    }
     readiness.abort();
     if let Some(server) = server {
         let _ = server.await;
