@@ -561,3 +561,95 @@ async fn cluster_wide_controller_reconciles_any_namespace() {
     ctrl.stop().await;
     c.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_without_the_crd_and_stops_promptly() {
+    let c = TestCluster::start_bare(tycho_emulator::EmulatorConfig::default()).await;
+    if !c.is_emulator() {
+        // The CRD cannot be missing on a shared cluster where other tests installed it.
+        c.cleanup().await;
+        return;
+    }
+    let ctrl = c.run_controller(|_| {}).await;
+    let up = eventually(Duration::from_secs(10), || async {
+        ctrl.http_get("/healthz").await.filter(|r| r.0 == 200)
+    })
+    .await;
+    assert!(up.is_some(), "/healthz answers while the CRD is missing");
+    assert_eq!(ctrl.http_get("/readyz").await.map(|r| r.0), Some(503));
+    c.install_crd().await;
+    let ready = eventually(Duration::from_secs(20), || async {
+        ctrl.http_get("/readyz").await.filter(|r| r.0 == 200)
+    })
+    .await;
+    assert!(ready.is_some(), "ready once the CRD is served");
+    let t = std::time::Instant::now();
+    ctrl.stop().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "graceful stop took {:?}",
+        t.elapsed()
+    );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_api_errors_back_off_and_recover() {
+    let c = TestCluster::start().await;
+    let Some(emu) = &c.emulator else {
+        c.cleanup().await;
+        return;
+    };
+    let faults = emu.faults();
+    faults.add_error_rule(tycho_emulator::ErrorRule {
+        verb: Some("patch".into()),
+        resource: Some("deployments".into()),
+        rate: 1.0,
+        code: 500,
+        retry_after_seconds: 1,
+    });
+    let ctrl = c
+        .run_controller(|cfg| {
+            cfg.backoff = tycho::controller::backoff::BackoffPolicy {
+                base: Duration::from_millis(200),
+                cap: Duration::from_secs(2),
+            }
+        })
+        .await;
+    let systems: Api<System> = c.api();
+    apply(&systems, &system("flaky", nginx_spec())).await;
+    let failing = eventually(WAIT, || async {
+        ctrl.metric("tycho_reconcile_errors_total{reason=\"ApplyFailed\"}")
+            .await
+            .filter(|n| *n >= 3.0)
+    })
+    .await;
+    assert!(failing.is_some(), "retried with backoff");
+    wait_event(&c, "flaky", "ApplyFailed").await;
+    assert!(
+        c.api::<Deployment>()
+            .get_opt("flaky")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Backoff, not a hot loop: 3 s of failures at most a handful of attempts.
+    let before = ctrl
+        .metric("tycho_reconcile_errors_total{reason=\"ApplyFailed\"}")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = ctrl
+        .metric("tycho_reconcile_errors_total{reason=\"ApplyFailed\"}")
+        .await
+        .unwrap();
+    assert!(after - before <= 6.0, "{} attempts in 3 s", after - before);
+
+    faults.clear();
+    wait_system(&systems, "flaky", "phase Ready after recovery", |s| {
+        phase(s) == Some(Phase::Ready)
+    })
+    .await;
+    ctrl.stop().await;
+    c.cleanup().await;
+}

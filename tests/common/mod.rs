@@ -51,6 +51,13 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`], with emulator settings.
     pub async fn start_with(emulator_config: EmulatorConfig) -> TestCluster {
+        let cluster = Self::start_bare(emulator_config).await;
+        cluster.install_crd().await;
+        cluster
+    }
+
+    /// A cluster and namespace without installing the CRD.
+    pub async fn start_bare(emulator_config: EmulatorConfig) -> TestCluster {
         // Logs of the controller under test: TYCHO_TEST_LOG=debug (an EnvFilter).
         if let Ok(filter) = std::env::var("TYCHO_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
@@ -88,14 +95,12 @@ impl TestCluster {
             .create(&PostParams::default(), &ns)
             .await
             .expect("create the test namespace");
-        let cluster = TestCluster {
+        TestCluster {
             emulator,
             config,
             client,
             namespace,
-        };
-        cluster.install_crd().await;
-        cluster
+        }
     }
 
     /// Whether the tests run against the emulator (emulator-only checks are skipped otherwise).
