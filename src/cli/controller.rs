@@ -35,7 +35,16 @@ pub struct ControllerArgs {
     /// Duration in seconds of a session Lease that sets no `leaseDurationSeconds`.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub default_session_duration: u64,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else the in-cluster config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub leader: crate::leader::LeaderElectArgs,
 }
+
+/// The User-Agent of the operator's API calls, so audit logs (and the emulator's request log) tell them apart.
+pub const USER_AGENT: &str = concat!("tycho-controller/", env!("CARGO_PKG_VERSION"));
 
 impl ControllerArgs {
     /// The controller settings these arguments describe.
@@ -84,17 +93,102 @@ async fn shutdown_signal() {
     }
 }
 
-/// Run the operator until it is told to stop (SIGINT or SIGTERM: running reconciles finish first).
-pub async fn run(args: ControllerArgs) -> Result<ExitCode, CliError> {
-    let client = kube::Client::try_default().await.map_err(|e| {
+async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, CliError> {
+    let fail = |e: String| {
         CliError::Failed(format!(
             "cannot configure a Kubernetes client (kubeconfig or in-cluster config): {e}"
         ))
-    })?;
-    controller::run(client, args.config(), shutdown_signal())
+    };
+    let mut config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| fail(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| fail(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| fail(e.to_string()))?,
+    };
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
+    kube::Client::try_from(config).map_err(|e| fail(e.to_string()))
+}
+
+/// While a replica stands by for leadership it serves `/healthz` and `/readyz` (both 200: a
+/// standby is alive and ready to take over), so probes do not restart it; the server stops when
+/// leadership is acquired and the controller's own server takes the address.
+async fn standby_health(
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|| async { "standby: waiting for leadership" }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.await;
+        })
         .await
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    Ok(ExitCode::SUCCESS)
+}
+
+/// Run the operator until it is told to stop (SIGINT or SIGTERM: running reconciles finish first).
+/// With `--leader-elect`, only the replica holding the leader Lease reconciles.
+pub async fn run(args: ControllerArgs) -> Result<ExitCode, CliError> {
+    let client = client(args.kubeconfig.as_ref()).await?;
+    let config = args.config();
+    let elector = args
+        .leader
+        .elector(client.clone())
+        .map_err(|e| CliError::Failed(format!("leader election: {e}")))?;
+    let Some(elector) = elector else {
+        controller::run(client, config, shutdown_signal())
+            .await
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let standby = tokio::spawn(standby_health(args.metrics_addr, stop_rx));
+    let (signal_tx, signal_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal_tx.send(true);
+    });
+    let mut signal = signal_rx.clone();
+    let leading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let leading_in_work = leading.clone();
+    let work = async move {
+        // Leadership acquired: hand the health address over to the controller, which now owns
+        // the reaction to SIGTERM (running reconciles finish, then the Lease is released).
+        leading_in_work.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = stop_tx.send(());
+        let _ = standby.await;
+        let mut signal = signal_rx;
+        controller::run(client, config, async move {
+            let _ = signal.wait_for(|s| *s).await;
+        })
+        .await
+    };
+    tokio::select! {
+        res = elector.run_until_lost(work) => match res {
+            Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+            Ok(Err(e)) => Err(CliError::Failed(e.to_string())),
+            Err(e) => Err(CliError::Failed(format!("leadership lost, stopping: {e}"))),
+        },
+        _ = async {
+            let _ = signal.wait_for(|s| *s).await;
+            if leading.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+        } => Ok(ExitCode::SUCCESS),
+    }
 }
 
 #[cfg(test)]
