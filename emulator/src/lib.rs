@@ -56,6 +56,10 @@ pub struct EmulatorConfig {
     pub node_cpu: String,
     /// Memory capacity per node.
     pub node_memory: String,
+    /// `nvidia.com/gpu` capacity of each GPU node (0 = no GPUs are simulated).
+    pub gpus_per_node: u32,
+    /// How many of the nodes (the first ones) have GPUs when `gpus_per_node` > 0; None = all.
+    pub gpu_nodes: Option<usize>,
     /// Delay before a bound pod turns Running and Ready.
     pub pod_ready_delay: Duration,
     /// Where to write the kubeconfig (None = a file in the temp directory, removed at shutdown).
@@ -73,6 +77,8 @@ impl Default for EmulatorConfig {
             nodes: 3,
             node_cpu: "8".into(),
             node_memory: "32Gi".into(),
+            gpus_per_node: 0,
+            gpu_nodes: None,
             pod_ready_delay: Duration::from_millis(500),
             kubeconfig_path: None,
             watch_history: 10_000,
@@ -163,9 +169,10 @@ impl Emulator {
                 nodes: cfg.nodes,
                 node_cpu: cfg.node_cpu.clone(),
                 node_memory: cfg.node_memory.clone(),
+                gpus_per_node: cfg.gpus_per_node,
+                gpu_nodes: cfg.gpu_nodes,
                 pod_ready_delay: cfg.pod_ready_delay,
                 kubelet_paused: state.faults.kubelet_paused_flag(),
-                ..sim::SimConfig::default()
             };
             let srx = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {

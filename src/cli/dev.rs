@@ -37,6 +37,12 @@ pub struct EmulatorArgs {
     /// Memory capacity of each simulated node.
     #[arg(long, default_value = "32Gi")]
     pub node_memory: String,
+    /// GPUs (`nvidia.com/gpu`) of each simulated GPU node (0: no GPUs).
+    #[arg(long, default_value_t = 0)]
+    pub gpus_per_node: u32,
+    /// How many of the simulated nodes have GPUs (default: all of them, when --gpus-per-node > 0).
+    #[arg(long, value_name = "N")]
+    pub gpu_nodes: Option<usize>,
     /// Milliseconds before a scheduled pod turns Running and Ready.
     #[arg(long, default_value_t = 500)]
     pub pod_ready_delay_ms: u64,
@@ -52,6 +58,8 @@ impl EmulatorArgs {
             nodes: self.nodes,
             node_cpu: self.node_cpu.clone(),
             node_memory: self.node_memory.clone(),
+            gpus_per_node: self.gpus_per_node,
+            gpu_nodes: self.gpu_nodes,
             pod_ready_delay: Duration::from_millis(self.pod_ready_delay_ms),
             kubeconfig_path: self.kubeconfig.clone(),
             watch_history: self.watch_history,

@@ -46,8 +46,10 @@ pub struct SimConfig {
     pub node_cpu: String,
     /// Memory capacity of each node (a quantity, e.g. `"32Gi"`).
     pub node_memory: String,
-    /// `nvidia.com/gpu` capacity of each node (0 = the resource is not advertised).
+    /// `nvidia.com/gpu` capacity of each GPU node (0 = the resource is not advertised).
     pub gpus_per_node: u32,
+    /// How many of the nodes (the first ones) have GPUs when `gpus_per_node` > 0; None = all.
+    pub gpu_nodes: Option<usize>,
     /// Delay between a pod being bound to a node and it turning Running and Ready.
     pub pod_ready_delay: Duration,
     /// While true, the kubelet does nothing: bound pods stay Pending and not ready, deleted
@@ -62,6 +64,7 @@ impl Default for SimConfig {
             node_cpu: "8".into(),
             node_memory: "32Gi".into(),
             gpus_per_node: 0,
+            gpu_nodes: None,
             pod_ready_delay: Duration::from_millis(500),
             kubelet_paused: Arc::new(AtomicBool::new(false)),
         }

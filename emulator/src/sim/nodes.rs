@@ -33,6 +33,8 @@ pub const STATUS_REPORT_INTERVAL: Duration = Duration::from_secs(300);
 pub const MAX_PODS: u32 = 110;
 /// The extended resource advertised for GPUs.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+/// Label of GPU nodes (as NVIDIA's GPU feature discovery sets it), for node selectors.
+pub const GPU_PRESENT_LABEL: &str = "nvidia.com/gpu.present";
 
 /// What every simulated node looks like.
 #[derive(Debug, Clone)]
@@ -43,8 +45,10 @@ pub struct NodeTemplate {
     pub cpu: String,
     /// Memory quantity.
     pub memory: String,
-    /// GPUs per node (0: not advertised).
+    /// GPUs per GPU node (0: not advertised).
     pub gpus: u32,
+    /// Number of GPU nodes: nodes 1..=gpu_nodes have `gpus` GPUs, the others none.
+    pub gpu_nodes: usize,
 }
 
 impl NodeTemplate {
@@ -64,12 +68,25 @@ impl NodeTemplate {
                 Err(e) => return Err(SimError::Config(format!("{what}: {e}"))),
             }
         }
+        let gpu_nodes = cfg.gpu_nodes.unwrap_or(cfg.nodes);
+        if gpu_nodes > cfg.nodes {
+            return Err(SimError::Config(format!(
+                "gpu_nodes ({gpu_nodes}) exceeds the number of nodes ({})",
+                cfg.nodes
+            )));
+        }
         Ok(NodeTemplate {
             count: cfg.nodes,
             cpu: cfg.node_cpu.clone(),
             memory: cfg.node_memory.clone(),
             gpus: cfg.gpus_per_node,
+            gpu_nodes,
         })
+    }
+
+    /// GPUs of node `i` (1-based).
+    pub fn gpus_of(&self, i: usize) -> u32 {
+        if i <= self.gpu_nodes { self.gpus } else { 0 }
     }
 }
 
@@ -92,10 +109,10 @@ pub fn pod_cidr(i: usize) -> String {
 }
 
 /// The node object (metadata and spec) as applied with server-side apply.
-pub fn node_object(i: usize) -> Value {
+pub fn node_object(t: &NodeTemplate, i: usize) -> Value {
     let name = node_name(i);
     let cidr = pod_cidr(i);
-    json!({
+    let mut node = json!({
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
@@ -117,7 +134,11 @@ pub fn node_object(i: usize) -> Value {
             "podCIDR": cidr,
             "podCIDRs": [cidr],
         },
-    })
+    });
+    if t.gpus_of(i) > 0 {
+        node["metadata"]["labels"][GPU_PRESENT_LABEL] = json!("true");
+    }
+    node
 }
 
 /// The node status as applied on the `nodes/status` subresource.
@@ -129,8 +150,8 @@ pub fn node_status(t: &NodeTemplate, i: usize, now: &str) -> Value {
         "pods": MAX_PODS.to_string(),
         "ephemeral-storage": "100Gi",
     });
-    if t.gpus > 0 {
-        capacity[GPU_RESOURCE] = json!(t.gpus.to_string());
+    if t.gpus_of(i) > 0 {
+        capacity[GPU_RESOURCE] = json!(t.gpus_of(i).to_string());
     }
     let condition = |type_: &str, status: &str, reason: &str, message: &str| {
         json!({
@@ -229,7 +250,7 @@ async fn register(
 ) -> Result<Option<String>, SimError> {
     let api: Api<Node> = Api::all(client.clone());
     let name = node_name(i);
-    let node = apply(&api, &name, node_object(i))
+    let node = apply(&api, &name, node_object(t, i))
         .await
         .map_err(SimError::api("apply", "Node", &name))?;
     let status = node_status(t, i, &now_time());
@@ -373,13 +394,14 @@ mod tests {
             cpu: "8".into(),
             memory: "32Gi".into(),
             gpus,
+            gpu_nodes: 3,
         }
     }
 
     #[test]
     fn nodes_are_labelled_addressed_and_ready() {
         let t = template(0);
-        let n = node_object(2);
+        let n = node_object(&t, 2);
         assert_eq!(n["metadata"]["name"], "sim-node-2");
         assert_eq!(
             n["metadata"]["labels"]["kubernetes.io/hostname"],
@@ -415,6 +437,44 @@ mod tests {
         let s = node_status(&template(4), 1, "2025-01-01T00:00:00Z");
         assert_eq!(s["status"]["capacity"][GPU_RESOURCE], "4");
         assert_eq!(s["status"]["allocatable"][GPU_RESOURCE], "4");
+        assert_eq!(
+            node_object(&template(4), 1)["metadata"]["labels"][GPU_PRESENT_LABEL],
+            "true"
+        );
+        assert!(
+            node_object(&template(0), 1)["metadata"]["labels"]
+                .get(GPU_PRESENT_LABEL)
+                .is_none()
+        );
+    }
+
+    /// `gpu_nodes` makes a mixed cluster: the first nodes have GPUs, the rest none.
+    #[test]
+    fn only_the_first_gpu_nodes_have_gpus() {
+        let cfg = SimConfig {
+            nodes: 3,
+            gpus_per_node: 2,
+            gpu_nodes: Some(1),
+            ..SimConfig::default()
+        };
+        let t = NodeTemplate::from_config(&cfg).unwrap();
+        let at = |i| node_status(&t, i, "2025-01-01T00:00:00Z")["status"]["capacity"].clone();
+        assert_eq!(at(1)[GPU_RESOURCE], "2");
+        assert!(at(2).get(GPU_RESOURCE).is_none() && at(3).get(GPU_RESOURCE).is_none());
+        assert!(
+            node_object(&t, 2)["metadata"]["labels"]
+                .get(GPU_PRESENT_LABEL)
+                .is_none()
+        );
+        let too_many = SimConfig {
+            nodes: 3,
+            gpu_nodes: Some(4),
+            ..SimConfig::default()
+        };
+        assert!(matches!(
+            NodeTemplate::from_config(&too_many),
+            Err(SimError::Config(_))
+        ));
     }
 
     #[test]
