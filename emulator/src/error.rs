@@ -25,6 +25,9 @@ pub enum EmulatorError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The simulated cluster's settings are invalid (quantities, GPU node count).
+    #[error("{0}")]
+    Config(String),
     /// A kube client for the simulated cluster could not be built.
     #[error("cannot build a kube client for {url}: {message}")]
     Client {

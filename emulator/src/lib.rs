@@ -102,6 +102,19 @@ impl Emulator {
     /// Binds 127.0.0.1:`cfg.port`, creates the initial namespaces, writes the kubeconfig, starts
     /// the garbage collector and (when `cfg.simulate`) the simulated cluster.
     pub async fn start(cfg: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        let sim_cfg = sim::SimConfig {
+            nodes: cfg.nodes,
+            node_cpu: cfg.node_cpu.clone(),
+            node_memory: cfg.node_memory.clone(),
+            gpus_per_node: cfg.gpus_per_node,
+            gpu_nodes: cfg.gpu_nodes,
+            pod_ready_delay: cfg.pod_ready_delay,
+            kubelet_paused: Arc::default(),
+        };
+        if cfg.simulate {
+            sim::nodes::NodeTemplate::from_config(&sim_cfg)
+                .map_err(|e| EmulatorError::Config(e.to_string()))?;
+        }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", cfg.port))
             .await
             .map_err(|source| EmulatorError::Bind {
@@ -166,13 +179,8 @@ impl Emulator {
         let _ = state.kubelet.set(kubelet::Kubelet::new(client.clone()));
         if cfg.simulate {
             let sim_cfg = sim::SimConfig {
-                nodes: cfg.nodes,
-                node_cpu: cfg.node_cpu.clone(),
-                node_memory: cfg.node_memory.clone(),
-                gpus_per_node: cfg.gpus_per_node,
-                gpu_nodes: cfg.gpu_nodes,
-                pod_ready_delay: cfg.pod_ready_delay,
                 kubelet_paused: state.faults.kubelet_paused_flag(),
+                ..sim_cfg
             };
             let srx = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {

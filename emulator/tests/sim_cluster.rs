@@ -799,3 +799,27 @@ async fn simulated_cluster_requests_carry_their_user_agent() {
         "{mine:?}"
     );
 }
+
+/// Settings the simulated cluster cannot honour are refused when the emulator starts (so that
+/// `tycho sim --gpu-nodes 4 --nodes 3` fails with a message instead of running without nodes).
+#[tokio::test]
+async fn impossible_node_settings_are_refused_at_start() {
+    let err = Emulator::start(EmulatorConfig {
+        nodes: 3,
+        gpus_per_node: 1,
+        gpu_nodes: Some(4),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .err()
+    .expect("4 GPU nodes out of 3 refused");
+    assert!(err.to_string().contains("gpu_nodes (4)"), "{err}");
+    let err = Emulator::start(EmulatorConfig {
+        node_memory: "lots".into(),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .err()
+    .expect("a bad quantity refused");
+    assert!(err.to_string().contains("node_memory"), "{err}");
+}
