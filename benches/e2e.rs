@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench --bench e2e -- [--systems 1000,10000] [--quick] [--rate 20] [--steady-secs 30]
 //!                            [--sessions 1000] [--lease-secs 10] [--nodes 50] [--pod-delay-ms 50]
-//!                            [--parallel 32] [--concurrency 8] [--touch 1000] [--timeout-secs 900]
+//!                            [--parallel 32] [--concurrency 8] [--touch 1000] [--timeout-secs 600]
 //!                            [--no-floor] [--no-steady] [--no-sessions]
 //! ```
 //!
@@ -102,7 +102,7 @@ impl Args {
             parallel: 32,
             concurrency: 8,
             touch: if quick { 200 } else { 1000 },
-            timeout_secs: 900,
+            timeout_secs: 600,
             watch_history: 200_000,
             floor: true,
             steady: true,
@@ -282,23 +282,27 @@ fn deployment_ready(d: &Deployment) -> bool {
     ready >= want
 }
 
-/// Waits until `count(seen)` reaches `target`, printing progress every 5 s.
+/// Waits until `count(seen)` reaches `target` or `timeout` passes, printing progress every 5 s;
+/// returns the count reached.
 async fn wait_for(
     what: &str,
     seen: &Shared,
     count: fn(&Seen) -> usize,
     target: usize,
     timeout: Duration,
-) -> R<()> {
+) -> usize {
     let start = Instant::now();
     let mut last_print = Instant::now();
     loop {
         let n = count(&lock(seen));
         if n >= target {
-            return Ok(());
+            return n;
         }
         if start.elapsed() > timeout {
-            return Err(format!("timed out after {timeout:?}: {what} {n}/{target}").into());
+            log(format!(
+                "  gave up waiting after {timeout:?}: {what} {n}/{target}"
+            ));
+            return n;
         }
         if last_print.elapsed() >= Duration::from_secs(5) {
             log(format!(
@@ -369,6 +373,7 @@ impl Cluster {
             kubeconfig_path: None,
             watch_history: a.watch_history,
             simulate: true,
+            ..EmulatorConfig::default()
         })
         .await?;
         let mut cfg = kube::Config::new(emu.url().parse()?);
@@ -562,6 +567,23 @@ fn last_ready(names: impl Iterator<Item = String>, seen: &Seen) -> Option<Instan
     names.filter_map(|n| seen.ready.get(&n).copied()).max()
 }
 
+/// When the first 25 %, 50 %, 75 % and 100 % of `n` became ready (shows whether throughput holds up).
+fn curve(names: impl Iterator<Item = String>, seen: &Seen, t0: Instant, n: usize) -> String {
+    let mut at: Vec<Instant> = names.filter_map(|n| seen.ready.get(&n).copied()).collect();
+    at.sort();
+    [25, 50, 75, 100]
+        .iter()
+        .map(|pct| {
+            let k = (n * pct).div_ceil(100).max(1);
+            match at.get(k - 1) {
+                Some(t) => format!("{pct}% at {:.1} s", t.duration_since(t0).as_secs_f64()),
+                None => format!("{pct}% not reached"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 // ---------------------------------------------------------------------------------------------
 // Request classification
 
@@ -695,8 +717,9 @@ async fn unchanged_reconciles(cl: &Cluster, names: &[String], touch: usize) -> R
 // Phases
 
 struct Burst {
-    cluster_ip: bool,
+    ready: usize,
     time: Duration,
+    curve: String,
     create_time: Duration,
     latency: Dist,
     reconciles_per_system: f64,
@@ -728,20 +751,30 @@ async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
         let sent = create_systems(&api, systems, a.parallel).await?;
         let create_time = t0.elapsed();
         log(format!("  {n} creates sent in {}", secs(create_time)));
-        wait_for("Systems Ready", &seen, |s| s.ready.len(), n, a.timeout()).await?;
-        let (time, latency) = {
+        let ready = wait_for("Systems Ready", &seen, |s| s.ready.len(), n, a.timeout()).await;
+        let given_up = t0.elapsed();
+        let (time, latency, curve) = {
             let s = lock(&seen);
-            let end = last_ready(names.iter().cloned(), &s).ok_or("no System became Ready")?;
-            (end.duration_since(t0), Dist::of(latencies(&sent, &s)))
+            let time = if ready >= n {
+                let end = last_ready(names.iter().cloned(), &s).ok_or("no System became Ready")?;
+                end.duration_since(t0)
+            } else {
+                given_up
+            };
+            (
+                time,
+                Dist::of(latencies(&sent, &s)),
+                curve(names.iter().cloned(), &s, t0, n),
+            )
         };
         let load = load_average();
         log(format!(
-            "  all {n} Ready in {} ({:.1} Systems/s; load {load})",
+            "  {ready}/{n} Ready in {} ({:.1} Systems/s; load {load}); {curve}",
             secs(time),
-            n as f64 / time.as_secs_f64()
+            ready as f64 / time.as_secs_f64()
         ));
-        let reconciles_per_system = cl.reconciles().await? / n as f64;
-        let unchanged = if a.touch > 0 {
+        let reconciles_per_system = cl.reconciles().await? / ready.max(1) as f64;
+        let unchanged = if a.touch > 0 && ready >= n {
             Some(unchanged_reconciles(&cl, &names, a.touch.min(n)).await?)
         } else {
             None
@@ -749,8 +782,9 @@ async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
         watch.abort();
         let rss = cl.rss();
         Ok::<_, Box<dyn Error + Send + Sync>>(Burst {
-            cluster_ip,
+            ready,
             time,
+            curve,
             create_time,
             latency,
             reconciles_per_system,
@@ -765,7 +799,14 @@ async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
     result
 }
 
-async fn floor(a: &Args, tpl: &System, n: usize) -> R<(Duration, String)> {
+struct Floor {
+    ready: usize,
+    time: Duration,
+    curve: String,
+    load: String,
+}
+
+async fn floor(a: &Args, tpl: &System, n: usize) -> R<Floor> {
     let cluster_ip = n > NODEPORT_LIMIT;
     log(format!(
         "floor: the rendered objects of {n} Systems (ConfigMap, Service, Deployment) with no operator"
@@ -811,23 +852,38 @@ async fn floor(a: &Args, tpl: &System, n: usize) -> R<(Duration, String)> {
             .try_collect::<Vec<_>>()
             .await?;
         log(format!("  objects created in {}", secs(t0.elapsed())));
-        wait_for(
+        let ready = wait_for(
             "Deployments ready",
             &seen,
             |s| s.ready.len(),
             n,
             a.timeout(),
         )
-        .await?;
-        let end = last_ready(names.into_iter(), &lock(&seen)).ok_or("no Deployment ready")?;
+        .await;
+        let given_up = t0.elapsed();
         watch.abort();
-        let time = end.duration_since(t0);
+        let (time, curve) = {
+            let s = lock(&seen);
+            let time = if ready >= n {
+                last_ready(names.iter().cloned(), &s)
+                    .ok_or("no Deployment ready")?
+                    .duration_since(t0)
+            } else {
+                given_up
+            };
+            (time, curve(names.iter().cloned(), &s, t0, n))
+        };
         let load = load_average();
         log(format!(
-            "  all {n} Deployments ready in {} (load {load})",
+            "  {ready}/{n} Deployments ready in {} (load {load}); {curve}",
             secs(time)
         ));
-        Ok::<_, Box<dyn Error + Send + Sync>>((time, load))
+        Ok::<_, Box<dyn Error + Send + Sync>>(Floor {
+            ready,
+            time,
+            curve,
+            load,
+        })
     }
     .await;
     cl.stop().await;
@@ -836,6 +892,7 @@ async fn floor(a: &Args, tpl: &System, n: usize) -> R<(Duration, String)> {
 
 struct Steady {
     created: usize,
+    ready: usize,
     latency: Dist,
     rss_peak_kib: Option<u64>,
     load: String,
@@ -870,19 +927,20 @@ async fn steady(a: &Args, tpl: &System) -> R<Steady> {
         for c in creates {
             c.await??;
         }
-        wait_for(
+        let ready = wait_for(
             "Systems Ready",
             &seen,
             |s| s.ready.len(),
             total,
             a.timeout(),
         )
-        .await?;
+        .await;
         watch.abort();
         let latency = Dist::of(latencies(&lock(&sent), &lock(&seen)));
         log(format!("  create→Ready {}", latency.ms()));
         Ok::<_, Box<dyn Error + Send + Sync>>(Steady {
             created: total,
+            ready,
             latency,
             rss_peak_kib: cl.rss().map(|r| r.0),
             load: load_average(),
@@ -980,9 +1038,19 @@ async fn sessions(a: &Args, tpl: &System) -> R<Sessions> {
             .map(|i| make_system(tpl, &name_of("sys", i), false, Some(name_of("lease", i))))
             .collect();
         create_systems(&api, systems, a.parallel).await?;
-        wait_for("session Systems Ready", &seen, |s| s.ready.len(), n, a.timeout()).await?;
+        let ready = wait_for(
+            "session Systems Ready",
+            &seen,
+            |s| s.ready.len(),
+            n,
+            a.timeout(),
+        )
+        .await;
         stop.store(true, Ordering::SeqCst);
         renewer.await?;
+        if ready < n {
+            return Err(format!("only {ready}/{n} session Systems became Ready").into());
+        }
         log("  all Ready; renewing every Lease one last time, then abandoning them");
         let t = Instant::now();
         let acked = renew_all(&leases, &lease_names).await?;
@@ -994,7 +1062,7 @@ async fn sessions(a: &Args, tpl: &System) -> R<Sessions> {
             n,
             Duration::from_secs(d + 300),
         )
-        .await?;
+        .await;
         watch.abort();
         let expiry = Duration::from_secs(d);
         let delays: Vec<f64> = {
@@ -1041,109 +1109,218 @@ fn thousands(n: usize) -> String {
     out
 }
 
+struct Report {
+    rows: Vec<(String, String)>,
+    calls: Vec<(usize, Unchanged)>,
+}
+
+impl Report {
+    fn row(&mut self, k: String, v: String) {
+        log(format!("RESULT | {k} | {v} |"));
+        self.rows.push((k, v));
+    }
+}
+
+fn rate(k: usize, d: Duration) -> f64 {
+    k as f64 / d.as_secs_f64()
+}
+
+async fn scale(a: &Args, tpl: &System, n: usize, rep: &mut Report) {
+    let label = format!(
+        "{} Systems{}",
+        thousands(n),
+        if n > NODEPORT_LIMIT {
+            " (expose: ClusterIP)"
+        } else {
+            ""
+        }
+    );
+    let b = match burst(a, tpl, n).await {
+        Ok(b) => b,
+        Err(e) => {
+            rep.row(format!("Cold start, {label}"), format!("failed: {e}"));
+            return;
+        }
+    };
+    let complete = b.ready >= n;
+    rep.row(
+        format!("Cold start, {label}: all Ready"),
+        if complete {
+            format!(
+                "{} → **{:.1} Systems/s** (creates sent in {}; {}; load {})",
+                secs(b.time),
+                rate(n, b.time),
+                secs(b.create_time),
+                b.curve,
+                b.load
+            )
+        } else {
+            format!(
+                "**did not finish**: {}/{n} Ready after {} ({:.1} Systems/s; creates sent in {}; {}; load {})",
+                b.ready,
+                secs(b.time),
+                rate(b.ready, b.time),
+                secs(b.create_time),
+                b.curve,
+                b.load
+            )
+        },
+    );
+    rep.row(
+        format!("Cold start, {label}: create→Ready of the Ready ones"),
+        b.latency.ms(),
+    );
+    rep.row(
+        format!("Cold start, {label}: reconciles per Ready System"),
+        format!("{:.2}", b.reconciles_per_system),
+    );
+    rep.row(
+        format!("Operator peak RSS (VmHWM), {label}"),
+        format!(
+            "{} (RSS at the end {})",
+            mib(b.rss_peak_kib),
+            mib(b.rss_now_kib)
+        ),
+    );
+    if let Some(u) = b.unchanged {
+        let per = |x: usize| x as f64 / u.reconciles.max(1.0);
+        rep.row(
+            format!("API calls per reconcile of an unchanged System ({label})"),
+            format!(
+                "**{:.2} reads, {:.2} writes** ({} reconciles after {} no-op annotations; baseline {} calls in {:.0} s without trigger)",
+                per(u.reads),
+                per(u.writes),
+                u.reconciles,
+                u.touched,
+                u.baseline,
+                u.baseline_secs
+            ),
+        );
+        rep.calls.push((n, u));
+    }
+    if a.floor {
+        match floor(a, tpl, n).await {
+            Ok(f) => {
+                let what = format!(
+                    "Floor, {label}: {} objects, no operator, until the Deployments are ready",
+                    thousands(3 * n)
+                );
+                if f.ready >= n {
+                    rep.row(
+                        what,
+                        format!(
+                            "{} → {:.1} Systems/s ({}; load {})",
+                            secs(f.time),
+                            rate(n, f.time),
+                            f.curve,
+                            f.load
+                        ),
+                    );
+                } else {
+                    rep.row(
+                        what,
+                        format!(
+                            "**did not finish**: {}/{n} ready after {} ({:.1}/s; {}; load {})",
+                            f.ready,
+                            secs(f.time),
+                            rate(f.ready, f.time),
+                            f.curve,
+                            f.load
+                        ),
+                    );
+                }
+                let ratio = if complete && f.ready >= n {
+                    format!("**{:.2}×**", b.time.as_secs_f64() / f.time.as_secs_f64())
+                } else {
+                    format!(
+                        "≈ {:.2}× by throughput (not both finished)",
+                        rate(f.ready, f.time) / rate(b.ready, b.time).max(f64::MIN_POSITIVE)
+                    )
+                };
+                rep.row(format!("Tycho time / floor time, {label}"), ratio);
+            }
+            Err(e) => rep.row(format!("Floor, {label}"), format!("failed: {e}")),
+        }
+    }
+}
+
 async fn run(a: Args) -> R<()> {
     let tpl = template()?;
     let started = Instant::now();
     let load_start = load_average();
-    let mut rows: Vec<(String, String)> = Vec::new();
-    let mut calls: Vec<(usize, Unchanged)> = Vec::new();
-
-    for &n in &a.systems {
-        let b = burst(&a, &tpl, n).await?;
-        let label = format!(
-            "{} Systems{}",
-            thousands(n),
-            if b.cluster_ip { " (ClusterIP)" } else { "" }
-        );
-        rows.push((
-            format!("Cold start, {label}: all Ready"),
-            format!(
-                "{} → **{:.1} Systems/s** (creates sent in {}; load {})",
-                secs(b.time),
-                n as f64 / b.time.as_secs_f64(),
-                secs(b.create_time),
-                b.load
-            ),
-        ));
-        rows.push((format!("Cold start, {label}: create→Ready"), b.latency.ms()));
-        rows.push((
-            format!("Cold start, {label}: reconciles per System"),
-            format!("{:.2}", b.reconciles_per_system),
-        ));
-        rows.push((
-            format!("Operator peak RSS (VmHWM), {label}"),
-            format!(
-                "{} (RSS at the end {})",
-                mib(b.rss_peak_kib),
-                mib(b.rss_now_kib)
-            ),
-        ));
-        if a.floor {
-            let (f, load) = floor(&a, &tpl, n).await?;
-            rows.push((
-                format!(
-                    "Floor, {label}: {} objects, no operator, Deployments ready",
-                    thousands(3 * n)
-                ),
-                format!("{} (load {load})", secs(f)),
-            ));
-            rows.push((
-                format!("Tycho / floor, {label}"),
-                format!("**{:.2}×**", b.time.as_secs_f64() / f.as_secs_f64()),
-            ));
-        }
-        if let Some(u) = b.unchanged {
-            let per = |x: usize| x as f64 / u.reconciles.max(1.0);
-            rows.push((
-                format!("API calls per reconcile of an unchanged System ({label})"),
-                format!(
-                    "**{:.2} reads, {:.2} writes** ({} reconciles after {} no-op annotations; baseline {} calls in {:.0} s without trigger)",
-                    per(u.reads),
-                    per(u.writes),
-                    u.reconciles,
-                    u.touched,
-                    u.baseline,
-                    u.baseline_secs
-                ),
-            ));
-            calls.push((n, u));
-        }
+    let mut rep = Report {
+        rows: Vec::new(),
+        calls: Vec::new(),
+    };
+    let mut sizes = a.systems.clone();
+    sizes.sort_unstable();
+    // The smallest scale first, then the steady and session phases, then the larger scales (which may
+    // hit the time budget).
+    let (first, rest) = match sizes.split_first() {
+        Some((f, r)) => (Some(*f), r.to_vec()),
+        None => (None, Vec::new()),
+    };
+    if let Some(n) = first {
+        scale(&a, &tpl, n, &mut rep).await;
     }
     if a.steady {
-        let s = steady(&a, &tpl).await?;
-        rows.push((
-            format!(
-                "Steady {} Systems/s × {} s ({} Systems): create→Ready",
-                a.rate, a.steady_secs, s.created
-            ),
-            format!("{} (load {})", s.latency.ms(), s.load),
-        ));
-        rows.push((
-            "Operator peak RSS (VmHWM), steady".into(),
-            mib(s.rss_peak_kib),
-        ));
+        match steady(&a, &tpl).await {
+            Ok(s) => {
+                rep.row(
+                    format!(
+                        "Steady {} Systems/s × {} s ({} Systems): create→Ready",
+                        a.rate, a.steady_secs, s.created
+                    ),
+                    format!(
+                        "{}{} (load {})",
+                        s.latency.ms(),
+                        if s.ready < s.created {
+                            format!("; only {}/{} Ready", s.ready, s.created)
+                        } else {
+                            String::new()
+                        },
+                        s.load
+                    ),
+                );
+                rep.row(
+                    "Operator peak RSS (VmHWM), steady".into(),
+                    mib(s.rss_peak_kib),
+                );
+            }
+            Err(e) => rep.row("Steady".into(), format!("failed: {e}")),
+        }
     }
     if a.session_phase {
-        let s = sessions(&a, &tpl).await?;
-        rows.push((
-            format!(
-                "{} sessions expiring together (leaseDurationSeconds {}): expiry → System deleted",
-                thousands(s.n),
-                a.lease_secs
-            ),
-            format!(
-                "{} (min {:.0} ms; last renewals spread over {}; load {})",
-                s.delay.ms(),
-                s.delay.min,
-                secs(s.renew_burst),
-                s.load
-            ),
-        ));
-        rows.push((
-            "Operator peak RSS (VmHWM), sessions".into(),
-            mib(s.rss_peak_kib),
-        ));
+        match sessions(&a, &tpl).await {
+            Ok(s) => {
+                rep.row(
+                    format!(
+                        "{} sessions expiring together (leaseDurationSeconds {}): expiry → System deletion observed",
+                        thousands(s.n),
+                        a.lease_secs
+                    ),
+                    format!(
+                        "{} (min {:.0} ms; {}/{} collected; last renewals spread over {}; load {})",
+                        s.delay.ms(),
+                        s.delay.min,
+                        s.delay.n,
+                        s.n,
+                        secs(s.renew_burst),
+                        s.load
+                    ),
+                );
+                rep.row(
+                    "Operator peak RSS (VmHWM), sessions".into(),
+                    mib(s.rss_peak_kib),
+                );
+            }
+            Err(e) => rep.row("Sessions".into(), format!("failed: {e}")),
+        }
     }
+    for n in rest {
+        scale(&a, &tpl, n, &mut rep).await;
+    }
+    let Report { rows, calls } = rep;
 
     println!();
     println!("## Results");
