@@ -6,6 +6,7 @@ pub mod cli;
 pub mod controller;
 pub mod leader;
 pub mod model;
+pub mod quantity;
 pub mod render;
 pub mod sdk;
 pub mod validate;

@@ -12,6 +12,7 @@ use base64::Engine;
 use crate::model::{
     self, ContainerSpec, Expose, FileSpec, KeyRef, Resources, System, SystemSpec, Workload,
 };
+use crate::quantity::{Quantity, QuantityError};
 
 /// One problem with a System, naming the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -385,7 +386,7 @@ impl Validator {
             let Some(r) = r else { continue };
             for (field, value) in quantity_fields(r) {
                 let Some(value) = value else { continue };
-                match Quantity::parse(value) {
+                match resource_quantity(value) {
                     Ok(q) => {
                         parsed.insert((which, field), q);
                     }
@@ -409,7 +410,7 @@ impl Validator {
             {
                 self.err(
                     format!("{f}.limits.{field}"),
-                    format!("must be at least the request ({})", r.text),
+                    format!("must be at least the request ({r})"),
                 );
             }
         }
@@ -625,6 +626,19 @@ pub fn file_size(f: &FileSpec) -> usize {
     }
 }
 
+/// Parse a `limits`/`requests` quantity: the Kubernetes grammar, minus what the CRD pattern
+/// refuses (a sign, and the `n`/`u` suffixes) that the shared parser accepts.
+fn resource_quantity(value: &str) -> Result<Quantity, String> {
+    if value.starts_with(['+', '-']) {
+        return Err(QuantityError::NotANumber.to_string());
+    }
+    let q = Quantity::parse(value).map_err(|e| e.to_string())?;
+    match q.suffix() {
+        s @ ("n" | "u") => Err(QuantityError::UnknownSuffix(s.to_string()).to_string()),
+        _ => Ok(q),
+    }
+}
+
 fn quantity_fields(r: &Resources) -> [(&'static str, Option<&str>); 3] {
     [
         ("cpus", r.cpus.as_deref()),
@@ -736,127 +750,23 @@ pub fn check_qualified_name(k: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A parsed Kubernetes quantity, compared exactly: `mantissa × 10^exp10 × 2^exp2`.
-#[derive(Clone, Debug)]
-pub struct Quantity {
-    text: String,
-    mantissa: u128,
-    exp10: i32,
-    exp2: u32,
-}
-
-impl Quantity {
-    /// Parse `<number><suffix>` with suffix one of `m k M G T P E`, `Ki … Ei` or `e<n>`/`E<n>`.
-    pub fn parse(s: &str) -> Result<Quantity, String> {
-        let split = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(s.len());
-        let (num, suffix) = s.split_at(split);
-        let num = num.strip_prefix('+').unwrap_or(num);
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return Err("expected a number".into());
-        }
-        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-        let digits = format!("{int}{frac}");
-        let digits = digits.trim_start_matches('0');
-        if digits.len() > 30 {
-            return Err("too many digits".into());
-        }
-        let mantissa: u128 = if digits.is_empty() {
-            0
-        } else {
-            digits.parse().map_err(|_| "expected a number")?
-        };
-        let mut exp10 = -(frac.len() as i32);
-        let mut exp2 = 0;
-        match suffix {
-            "" => {}
-            "m" => exp10 -= 3,
-            "k" => exp10 += 3,
-            "M" => exp10 += 6,
-            "G" => exp10 += 9,
-            "T" => exp10 += 12,
-            "P" => exp10 += 15,
-            "E" => exp10 += 18,
-            "Ki" => exp2 = 10,
-            "Mi" => exp2 = 20,
-            "Gi" => exp2 = 30,
-            "Ti" => exp2 = 40,
-            "Pi" => exp2 = 50,
-            "Ei" => exp2 = 60,
-            e if e.starts_with(['e', 'E']) => {
-                let n: i32 = e[1..]
-                    .parse()
-                    .map_err(|_| format!("invalid exponent {e:?}"))?;
-                if !(-30..=30).contains(&n) {
-                    return Err("exponent out of range".into());
-                }
-                exp10 += n;
-            }
-            other => return Err(format!("unknown suffix {other:?}")),
-        }
-        Ok(Quantity {
-            text: s.to_string(),
-            mantissa,
-            exp10,
-            exp2,
-        })
-    }
-
-    /// The quantity as a (possibly rounded) float, for comparisons that overflow exact arithmetic.
-    fn approx(&self) -> f64 {
-        self.mantissa as f64 * 10f64.powi(self.exp10) * 2f64.powi(self.exp2 as i32)
-    }
-
-    /// Exact value as `numerator / 10^k` with a shared `k`, when it fits in u128.
-    fn scaled(&self, k: i32) -> Option<u128> {
-        let m = self.mantissa.checked_mul(1u128.checked_shl(self.exp2)?)?;
-        let e = self.exp10 + k;
-        if e < 0 {
-            // Only exact when divisible; callers pick k so that e >= 0.
-            return None;
-        }
-        m.checked_mul(10u128.checked_pow(e as u32)?)
-    }
-}
-
-impl PartialEq for Quantity {
-    fn eq(&self, other: &Self) -> bool {
-        self.partial_cmp(other) == Some(std::cmp::Ordering::Equal)
-    }
-}
-
-impl PartialOrd for Quantity {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        let k = -(self.exp10.min(other.exp10));
-        match (self.scaled(k), other.scaled(k)) {
-            (Some(a), Some(b)) => Some(a.cmp(&b)),
-            _ => self.approx().partial_cmp(&other.approx()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn q(s: &str) -> Quantity {
-        Quantity::parse(s).unwrap()
-    }
-
     #[test]
-    fn quantities_compare_exactly() {
-        assert!(q("1") == q("1000m"));
-        assert!(q("1Gi") > q("1G"));
-        assert!(q("1.5") == q("1500m"));
-        assert!(q("0.5Gi") == q("512Mi"));
-        assert!(q("1e3") == q("1k"));
-        assert!(q("100m") < q("0.2"));
-        assert!(q(".5") == q("500m"));
-        assert!(q("1Ei") > q("1E"));
-        for bad in ["", "abc", "1.2.3", "1Q", "1ee", ".", "--1"] {
-            assert!(Quantity::parse(bad).is_err(), "{bad}");
+    fn resource_quantities_follow_the_crd_pattern() {
+        assert!(resource_quantity("1") == resource_quantity("1000m"));
+        assert!(resource_quantity("0.5Gi") == resource_quantity("512Mi"));
+        for bad in [
+            "", "abc", "1.2.3", "1Q", "1ee", ".", "--1", "-1", "+1", "5n", "5u",
+        ] {
+            assert!(resource_quantity(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            resource_quantity("2GB").err().as_deref(),
+            Some("unknown suffix \"GB\"")
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 
 use serde_json::Value;
 
+use crate::quantity::Quantity;
+
 /// Annotation on every child: hash of the rendered object (without this annotation).
 pub const RENDER_HASH: &str = "tycho.dev/render-hash";
 /// Annotation on a bare Pod: hash of its rendered spec. A Pod whose spec hash changes is replaced.
@@ -70,11 +72,7 @@ fn subset_at(desired: &Value, live: &Value, quantities: bool) -> bool {
                         .all(|(dv, lv)| subset_at(dv, lv, quantities))
             }
         }
-        (Value::String(d), Value::String(l)) => {
-            d == l
-                || (quantities
-                    && parse_quantity(d).is_some_and(|a| parse_quantity(l).is_some_and(|b| a == b)))
-        }
+        (Value::String(d), Value::String(l)) => d == l || (quantities && same_quantity(d, l)),
         (Value::Number(d), Value::Number(l)) => {
             d == l || d.as_f64().is_some_and(|a| l.as_f64() == Some(a))
         }
@@ -83,62 +81,16 @@ fn subset_at(desired: &Value, live: &Value, quantities: bool) -> bool {
     }
 }
 
-/// Parse a Kubernetes quantity into a value scaled by 10^9 (nano-units), enough to compare canonical forms.
-pub fn parse_quantity(s: &str) -> Option<i128> {
-    let s = s.trim();
-    let (num, suffix) =
-        match s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')) {
-            Some(i) => s.split_at(i),
-            None => (s, ""),
-        };
-    if num.is_empty() {
-        return None;
+/// Whether two strings are the same Kubernetes quantity. The API server stores quantities in
+/// canonical form rounded up to nano-units (`0.5` → `500m`), so they are compared at that precision.
+fn same_quantity(a: &str, b: &str) -> bool {
+    match (Quantity::parse(a.trim()), Quantity::parse(b.trim())) {
+        (Ok(a), Ok(b)) => match (a.scaled_ceil(9), b.scaled_ceil(9)) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        },
+        _ => false,
     }
-    let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-    let negative = int_part.starts_with('-');
-    let int_digits = int_part.trim_start_matches(['+', '-']);
-    if !int_digits.chars().all(|c| c.is_ascii_digit())
-        || !frac_part.chars().all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let frac_digits: String = frac_part.chars().take(9).collect();
-    let int: i128 = if int_digits.is_empty() {
-        0
-    } else {
-        int_digits.parse().ok()?
-    };
-    let frac: i128 = if frac_digits.is_empty() {
-        0
-    } else {
-        frac_digits.parse::<i128>().ok()? * 10i128.pow(9 - u32::try_from(frac_digits.len()).ok()?)
-    };
-    let nano = int.checked_mul(1_000_000_000)?.checked_add(frac)?;
-    let (mul, div): (i128, i128) = match suffix {
-        "" => (1, 1),
-        "n" => (1, 1_000_000_000),
-        "u" => (1, 1_000_000),
-        "m" => (1, 1_000),
-        "k" => (1_000, 1),
-        "M" => (1_000_000, 1),
-        "G" => (1_000_000_000, 1),
-        "T" => (1_000_000_000_000, 1),
-        "P" => (1_000_000_000_000_000, 1),
-        "E" => (1_000_000_000_000_000_000, 1),
-        "Ki" => (1 << 10, 1),
-        "Mi" => (1 << 20, 1),
-        "Gi" => (1 << 30, 1),
-        "Ti" => (1 << 40, 1),
-        "Pi" => (1 << 50, 1),
-        "Ei" => (1 << 60, 1),
-        e if e.starts_with('e') || e.starts_with('E') => {
-            let exp: u32 = e[1..].parse().ok()?;
-            (10i128.checked_pow(exp)?, 1)
-        }
-        _ => return None,
-    };
-    let v = nano.checked_mul(mul)? / div;
-    Some(if negative { -v } else { v })
 }
 
 #[cfg(test)]
@@ -205,8 +157,13 @@ mod tests {
             !is_subset(&json!({"env": "0.5"}), &json!({"env": "500m"})),
             "only under resources"
         );
-        assert_eq!(parse_quantity("1e3"), parse_quantity("1k"));
-        assert_eq!(parse_quantity("abc"), None);
+        assert!(same_quantity("1e3", "1k"));
+        assert!(
+            same_quantity("0.0000000001", "1n"),
+            "rounded up to nano-units"
+        );
+        assert!(!same_quantity("1", "1001m"));
+        assert!(!same_quantity("abc", "abc"));
     }
 
     #[test]

@@ -11,10 +11,10 @@ use tokio::sync::watch;
 
 use super::SdkError;
 use super::container::Container;
-use super::quantity::{parse_milli, parse_units};
 use super::session::{Session, SessionOptions, SessionState, random_suffix};
 use super::spec::ContainerSpec;
 use crate::model::System;
+use crate::quantity::Quantity;
 
 /// Where and how to connect.
 #[derive(Debug, Clone, Default)]
@@ -196,11 +196,8 @@ impl Location {
             for c in &spec.containers {
                 let req = c.resources.as_ref().and_then(|r| r.requests.as_ref());
                 if let Some(req) = req {
-                    e.0 += req.get("cpu").and_then(|q| parse_milli(&q.0)).unwrap_or(0);
-                    e.1 += req
-                        .get("memory")
-                        .and_then(|q| parse_units(&q.0))
-                        .unwrap_or(0);
+                    e.0 += req.get("cpu").and_then(|q| milli(&q.0)).unwrap_or(0);
+                    e.1 += req.get("memory").and_then(|q| units(&q.0)).unwrap_or(0);
                 }
             }
         }
@@ -218,11 +215,11 @@ impl Location {
             let alloc = status.and_then(|s| s.allocatable.as_ref());
             let cpu = alloc
                 .and_then(|a| a.get("cpu"))
-                .and_then(|q| parse_milli(&q.0))
+                .and_then(|q| milli(&q.0))
                 .unwrap_or(0);
             let mem = alloc
                 .and_then(|a| a.get("memory"))
-                .and_then(|q| parse_units(&q.0))
+                .and_then(|q| units(&q.0))
                 .unwrap_or(0);
             let (ucpu, umem) = used.get(&name).copied().unwrap_or((0, 0));
             out.push(Node {
@@ -329,4 +326,14 @@ impl Node {
     pub async fn spawn(&self, spec: ContainerSpec) -> Result<Container, SdkError> {
         self.location.spawn(spec.pin_to_node(&self.name)).await
     }
+}
+
+/// A quantity from the API server in milli-units (CPU), rounded up; `None` when it does not parse.
+fn milli(q: &str) -> Option<i128> {
+    Quantity::parse(q.trim()).ok()?.milli_value()
+}
+
+/// A quantity from the API server in whole units (memory bytes), rounded up.
+fn units(q: &str) -> Option<i128> {
+    Quantity::parse(q.trim()).ok()?.value()
 }

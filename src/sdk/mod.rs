@@ -37,7 +37,6 @@ mod container;
 mod error;
 mod location;
 mod process;
-mod quantity;
 mod session;
 mod spec;
 mod tunnel;
