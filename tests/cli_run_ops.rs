@@ -3,34 +3,18 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::TestCluster;
 use tokio::process::Command;
 
-fn kubeconfig(cluster: &TestCluster) -> PathBuf {
-    match std::env::var(common::KUBECONFIG_ENV)
-        .ok()
-        .filter(|s| !s.is_empty())
-    {
-        Some(p) => PathBuf::from(p),
-        None => cluster
-            .emulator
-            .as_ref()
-            .expect("emulator")
-            .kubeconfig_path()
-            .to_path_buf(),
-    }
-}
-
 async fn tycho(cluster: &TestCluster, args: &[&str]) -> (i32, String, String) {
     // Cluster flags right after the subcommand (anything after `--` belongs to the command).
     let out = Command::new(env!("CARGO_BIN_EXE_tycho"))
         .arg(args[0])
         .arg("--kubeconfig")
-        .arg(kubeconfig(cluster))
+        .arg(cluster.kubeconfig_path())
         .args(["-n", &cluster.namespace])
         .args(&args[1..])
         .stdin(Stdio::null())
@@ -132,7 +116,7 @@ async fn apply_get_status_exec_cp_logs_tunnel_delete() {
     // tunnel: forwards until interrupted.
     let mut child = Command::new(env!("CARGO_BIN_EXE_tycho"))
         .args(["tunnel", "web", "80", "--kubeconfig"])
-        .arg(kubeconfig(&cluster))
+        .arg(cluster.kubeconfig_path())
         .args(["-n", &cluster.namespace])
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -15,21 +15,6 @@ use kube::api::ListParams;
 use tokio::process::{Child, Command};
 use tycho::model::System;
 
-fn kubeconfig(cluster: &TestCluster) -> PathBuf {
-    match std::env::var(common::KUBECONFIG_ENV)
-        .ok()
-        .filter(|s| !s.is_empty())
-    {
-        Some(p) => PathBuf::from(p),
-        None => cluster
-            .emulator
-            .as_ref()
-            .expect("emulator")
-            .kubeconfig_path()
-            .to_path_buf(),
-    }
-}
-
 struct Run {
     child: Child,
     state: PathBuf,
@@ -42,25 +27,11 @@ async fn tycho_run(cluster: &TestCluster, extra: &[&str]) -> Run {
     let index = dir.path().join("index.html");
     std::fs::write(&index, "Hello from tycho run\n").unwrap();
     let state = dir.path().join("state.json");
-    let record = dir.path().join("browser-url");
-    let script = dir.path().join("browser.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$1\" > {0}.tmp && mv {0}.tmp {0}\n",
-            record.display()
-        ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&script)
-        .status()
-        .unwrap();
+    let (script, record) = common::browser_recorder(dir.path());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tycho"));
     cmd.arg("run")
         .arg("--kubeconfig")
-        .arg(kubeconfig(cluster))
+        .arg(cluster.kubeconfig_path())
         .args(["-n", &cluster.namespace, "-p", "80", "--json"])
         .arg(&state)
         .arg("-f")

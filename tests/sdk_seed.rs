@@ -40,21 +40,7 @@ async fn first_container_browser_flow() {
     let cluster = TestCluster::start().await;
     let _controller = cluster.run_controller(|_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("url");
-    let script = dir.path().join("browser.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$1\" > {}.tmp && mv {0}.tmp {0}\n",
-            record.display()
-        ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&script)
-        .status()
-        .unwrap();
+    let (script, record) = common::browser_recorder(dir.path());
     // SAFETY: no other test in this binary reads or writes BROWSER.
     unsafe { std::env::set_var("BROWSER", &script) };
 

@@ -5,10 +5,10 @@
 //! Each test binary includes this module with `mod common;`; not every binary uses every helper.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -20,6 +20,9 @@ use tokio::task::JoinHandle;
 use tycho::controller::{self, ControllerConfig};
 use tycho::model::System;
 use tycho_emulator::{Emulator, EmulatorConfig, RequestRecord};
+
+mod wait;
+pub use wait::{eventually, free_addr};
 
 /// Environment variable naming a kubeconfig of a real cluster to test against instead of the emulator.
 pub const KUBECONFIG_ENV: &str = "TYCHO_TEST_KUBECONFIG";
@@ -54,6 +57,20 @@ impl TestCluster {
         let cluster = Self::start_bare(emulator_config).await;
         cluster.install_crd().await;
         cluster
+    }
+
+    /// The kubeconfig a `tycho` CLI process should use: `TYCHO_TEST_KUBECONFIG` when set, else the
+    /// emulator's.
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        match std::env::var(KUBECONFIG_ENV).ok().filter(|s| !s.is_empty()) {
+            Some(p) => PathBuf::from(p),
+            None => self
+                .emulator
+                .as_ref()
+                .expect("emulator")
+                .kubeconfig_path()
+                .to_path_buf(),
+        }
     }
 
     /// A cluster and namespace without installing the CRD.
@@ -263,12 +280,6 @@ impl Drop for RunningController {
     }
 }
 
-/// A free local address (bound and released).
-pub fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
 /// Minimal HTTP/1.0 GET.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -287,22 +298,22 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
-/// Poll `f` every 100 ms until it returns `Some`, or `limit` passes.
-pub async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if start.elapsed() > limit {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// A `$BROWSER` stand-in written into `dir`: a script that atomically writes the URL it is opened
+/// with to a file. Returns `(script, file the URL lands in)`.
+pub fn browser_recorder(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let record = dir.join("browser-url");
+    let script = dir.join("browser.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1\" > {0}.tmp && mv {0}.tmp {0}\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, record)
 }
 
 /// Whether a request record is a write.

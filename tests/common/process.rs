@@ -11,10 +11,9 @@
 //!   controller` sends none (nor does the emulator's own simulated cluster), so the RBAC test routes the
 //!   controller through it to tell its calls apart in the emulator's request log.
 //!
-//! Included by path (`#[path = "common/process.rs"] mod process;`); it depends on nothing else in `common`.
+//! Included by path (`#[path = "common/process.rs"] mod process;`); of `common` it uses only `wait.rs`.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,6 +24,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+#[path = "wait.rs"]
+mod wait;
+pub use wait::{eventually, free_addr};
 
 /// Environment variable naming a kubeconfig of a real cluster to test against instead of `tycho sim`.
 pub const KUBECONFIG_ENV: &str = "TYCHO_TEST_KUBECONFIG";
@@ -134,30 +137,6 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Poll `f` every 100 ms until it returns `Some`, or `limit` passes.
-pub async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if start.elapsed() > limit {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A free local address (bound and released).
-pub fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 /// A minimal HTTP/1.0 request: (status code, body).
 pub async fn http(
     addr: &str,
@@ -219,17 +198,7 @@ impl E2e {
     /// Start `tycho sim` (or connect to `TYCHO_TEST_KUBECONFIG`), create a random namespace and install the
     /// CRD with `kubectl apply -f crds/`.
     pub async fn start() -> E2e {
-        let e = Self::start_bare().await;
-        let out = e
-            .kubectl(&["apply", "-f", &repo_path("crds").display().to_string()])
-            .await;
-        assert!(
-            out.ok,
-            "kubectl apply -f crds/: {}{}",
-            out.stdout, out.stderr
-        );
-        e.wait_crd().await;
-        e
+        Self::start_bare().await.with_crd().await
     }
 
     /// Like [`E2e::start`], without installing the CRD.
@@ -240,8 +209,12 @@ impl E2e {
     /// Like [`E2e::start`], with the test namespace named `namespace` (emulator: a fixed name is safe,
     /// the cluster is the test's own).
     pub async fn start_in(namespace: &str) -> E2e {
-        let e = Self::start_bare_in(Some(namespace)).await;
-        let out = e
+        Self::start_bare_in(Some(namespace)).await.with_crd().await
+    }
+
+    /// Install the CRD with `kubectl apply -f crds/` and wait until it is served.
+    async fn with_crd(self) -> E2e {
+        let out = self
             .kubectl(&["apply", "-f", &repo_path("crds").display().to_string()])
             .await;
         assert!(
@@ -249,8 +222,8 @@ impl E2e {
             "kubectl apply -f crds/: {}{}",
             out.stdout, out.stderr
         );
-        e.wait_crd().await;
-        e
+        self.wait_crd().await;
+        self
     }
 
     /// Like [`E2e::start_bare`], with the test namespace named `namespace` when given (random otherwise).
