@@ -1,7 +1,7 @@
 //! End-to-end benchmark of Tycho on the Kubernetes API emulator (run by hand, not in CI).
 //!
 //! ```text
-//! cargo bench --bench e2e -- [--systems 1000,10000] [--quick] [--rate 20] [--steady-secs 30]
+//! cargo bench --bench e2e -- [--systems 1000,10000] [--quick] [--rate 5,20] [--steady-secs 30]
 //!                            [--sessions 1000] [--lease-secs 10] [--nodes 50] [--pod-delay-ms 50]
 //!                            [--parallel 32] [--concurrency 8] [--touch 1000] [--timeout-secs 600]
 //!                            [--no-floor] [--no-steady] [--no-sessions]
@@ -67,7 +67,7 @@ const NODEPORT_LIMIT: usize = 2768;
 #[derive(Debug, Clone)]
 struct Args {
     systems: Vec<usize>,
-    rate: f64,
+    rates: Vec<f64>,
     steady_secs: u64,
     sessions: usize,
     lease_secs: u64,
@@ -91,7 +91,7 @@ impl Args {
         let quick = argv.iter().any(|a| a == "--quick");
         let mut a = Args {
             systems: if quick { vec![200] } else { vec![1000, 10_000] },
-            rate: if quick { 10.0 } else { 20.0 },
+            rates: if quick { vec![10.0] } else { vec![5.0, 20.0] },
             steady_secs: if quick { 5 } else { 30 },
             sessions: if quick { 200 } else { 1000 },
             lease_secs: if quick { 5 } else { 10 },
@@ -122,7 +122,12 @@ impl Args {
                         .map(|s| s.trim().replace('_', "").parse::<usize>())
                         .collect::<Result<_, _>>()?
                 }
-                "--rate" => a.rate = value()?.parse()?,
+                "--rate" => {
+                    a.rates = value()?
+                        .split(',')
+                        .map(|s| s.trim().parse::<f64>())
+                        .collect::<Result<_, _>>()?
+                }
                 "--steady-secs" => a.steady_secs = value()?.parse()?,
                 "--sessions" => a.sessions = value()?.parse()?,
                 "--lease-secs" => a.lease_secs = value()?.parse()?,
@@ -141,10 +146,16 @@ impl Args {
                 other => return Err(format!("unknown argument {other}").into()),
             }
         }
-        if a.parallel == 0 || a.rate <= 0.0 || a.lease_secs == 0 {
+        if a.parallel == 0 || a.rates.iter().any(|r| *r <= 0.0) || a.lease_secs == 0 {
             return Err("--parallel, --rate and --lease-secs must be positive".into());
         }
         Ok(a)
+    }
+
+    /// Simulated nodes for a phase of `n` Systems: at least `--nodes`, and enough that the 110 pods a
+    /// node holds (the kubelet's default `maxPods`, which the emulator's nodes advertise) never limit it.
+    fn nodes_for(&self, n: usize) -> usize {
+        self.nodes.max(n.div_ceil(100))
     }
 
     fn timeout(&self) -> Duration {
@@ -363,10 +374,11 @@ fn tail(path: &PathBuf) -> String {
 }
 
 impl Cluster {
-    async fn start(a: &Args, label: &str, with_controller: bool) -> R<Cluster> {
+    async fn start(a: &Args, label: &str, with_controller: bool, n: usize) -> R<Cluster> {
+        let nodes = a.nodes_for(n);
         let emu = Emulator::start(EmulatorConfig {
             port: 0,
-            nodes: a.nodes,
+            nodes,
             node_cpu: a.node_cpu.clone(),
             node_memory: a.node_memory.clone(),
             pod_ready_delay: Duration::from_millis(a.pod_delay_ms),
@@ -388,9 +400,9 @@ impl Cluster {
             .create(&PostParams::default(), &ns)
             .await?;
         // Wait for the simulated nodes, so that every phase starts with the whole cluster up.
-        let nodes: Api<Node> = Api::all(client.clone());
         let start = Instant::now();
-        while nodes.list(&ListParams::default()).await?.items.len() < a.nodes {
+        let api_nodes: Api<Node> = Api::all(client.clone());
+        while api_nodes.list(&ListParams::default()).await?.items.len() < nodes {
             if start.elapsed() > Duration::from_secs(60) {
                 return Err("the simulated nodes did not all register within 60 s".into());
             }
@@ -739,7 +751,7 @@ async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
             ""
         }
     ));
-    let cl = Cluster::start(a, &format!("burst-{n}"), true).await?;
+    let cl = Cluster::start(a, &format!("burst-{n}"), true, n).await?;
     let result = async {
         let api = cl.systems();
         let (seen, watch) = track(api.clone(), system_ready);
@@ -822,7 +834,7 @@ async fn floor(a: &Args, tpl: &System, n: usize) -> R<Floor> {
         };
         objects.push((r.config_map, r.service, *d));
     }
-    let cl = Cluster::start(a, &format!("floor-{n}"), false).await?;
+    let cl = Cluster::start(a, &format!("floor-{n}"), false, n).await?;
     let result = async {
         let deployments: Api<Deployment> = Api::namespaced(cl.client.clone(), NS);
         let (seen, watch) = track(deployments.clone(), deployment_ready);
@@ -898,18 +910,18 @@ struct Steady {
     load: String,
 }
 
-async fn steady(a: &Args, tpl: &System) -> R<Steady> {
-    let total = (a.rate * a.steady_secs as f64).round() as usize;
+async fn steady(a: &Args, tpl: &System, rate: f64) -> R<Steady> {
+    let total = (rate * a.steady_secs as f64).round() as usize;
     log(format!(
-        "steady: {} Systems/s for {} s ({total} Systems)",
-        a.rate, a.steady_secs
+        "steady: {rate} Systems/s for {} s ({total} Systems)",
+        a.steady_secs
     ));
-    let cl = Cluster::start(a, "steady", true).await?;
+    let cl = Cluster::start(a, &format!("steady-{rate}"), true, total).await?;
     let result = async {
         let api = cl.systems();
         let (seen, watch) = track(api.clone(), system_ready);
         let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.rate));
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut creates = Vec::with_capacity(total);
         for i in 0..total {
@@ -989,7 +1001,7 @@ async fn sessions(a: &Args, tpl: &System) -> R<Sessions> {
     log(format!(
         "sessions: {n} Leases (leaseDurationSeconds {d}), one System each, expiring together"
     ));
-    let cl = Cluster::start(a, "sessions", true).await?;
+    let cl = Cluster::start(a, "sessions", true, n).await?;
     let result = async {
         let leases: Api<Lease> = Api::namespaced(cl.client.clone(), NS);
         let api = cl.systems();
@@ -1147,19 +1159,21 @@ async fn scale(a: &Args, tpl: &System, n: usize, rep: &mut Report) {
         format!("Cold start, {label}: all Ready"),
         if complete {
             format!(
-                "{} → **{:.1} Systems/s** (creates sent in {}; {}; load {})",
+                "{} → **{:.1} Systems/s** ({} nodes; creates sent in {}; {}; load {})",
                 secs(b.time),
                 rate(n, b.time),
+                a.nodes_for(n),
                 secs(b.create_time),
                 b.curve,
                 b.load
             )
         } else {
             format!(
-                "**did not finish**: {}/{n} Ready after {} ({:.1} Systems/s; creates sent in {}; {}; load {})",
+                "**did not finish**: {}/{n} Ready after {} ({:.1} Systems/s; {} nodes; creates sent in {}; {}; load {})",
                 b.ready,
                 secs(b.time),
                 rate(b.ready, b.time),
+                a.nodes_for(n),
                 secs(b.create_time),
                 b.curve,
                 b.load
@@ -1171,7 +1185,7 @@ async fn scale(a: &Args, tpl: &System, n: usize, rep: &mut Report) {
         b.latency.ms(),
     );
     rep.row(
-        format!("Cold start, {label}: reconciles per Ready System"),
+        format!("Cold start, {label}: reconciles so far / Ready Systems"),
         format!("{:.2}", b.reconciles_per_system),
     );
     rep.row(
@@ -1263,13 +1277,13 @@ async fn run(a: Args) -> R<()> {
     if let Some(n) = first {
         scale(&a, &tpl, n, &mut rep).await;
     }
-    if a.steady {
-        match steady(&a, &tpl).await {
+    for &rate in if a.steady { a.rates.as_slice() } else { &[] } {
+        match steady(&a, &tpl, rate).await {
             Ok(s) => {
                 rep.row(
                     format!(
-                        "Steady {} Systems/s × {} s ({} Systems): create→Ready",
-                        a.rate, a.steady_secs, s.created
+                        "Steady {rate} Systems/s × {} s ({} Systems): create→Ready",
+                        a.steady_secs, s.created
                     ),
                     format!(
                         "{}{} (load {})",
@@ -1283,11 +1297,11 @@ async fn run(a: Args) -> R<()> {
                     ),
                 );
                 rep.row(
-                    "Operator peak RSS (VmHWM), steady".into(),
+                    format!("Operator peak RSS (VmHWM), steady {rate}/s"),
                     mib(s.rss_peak_kib),
                 );
             }
-            Err(e) => rep.row("Steady".into(), format!("failed: {e}")),
+            Err(e) => rep.row(format!("Steady {rate}/s"), format!("failed: {e}")),
         }
     }
     if a.session_phase {
@@ -1326,7 +1340,7 @@ async fn run(a: Args) -> R<()> {
     println!("## Results");
     println!();
     println!(
-        "commit `{}` · {} CPUs · load average at start {} / at end {} · {} simulated nodes × {} CPU × {} · pod ready delay {} ms · {} creates in flight · controller `--concurrency {}` · total {:.0} s",
+        "commit `{}` · {} CPUs · load average at start {} / at end {} · max({}, ⌈N/100⌉) simulated nodes for N Systems (110 pods each) × {} CPU × {} · pod ready delay {} ms · {} creates in flight · controller `--concurrency {}` · total {:.0} s",
         commit(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_start,
