@@ -61,6 +61,8 @@ type R<T> = Result<T, Box<dyn Error + Send + Sync>>;
 const UA: &str = "tycho-bench";
 /// Namespace of every benchmark object.
 const NS: &str = "bench";
+/// Prefix of the User-Agent of `tycho controller`.
+const CONTROLLER_UA: &str = "tycho-controller/";
 /// Size of the NodePort range 30000–32767.
 const NODEPORT_LIMIT: usize = 2768;
 
@@ -701,7 +703,20 @@ async fn unchanged_reconciles(cl: &Cluster, names: &[String], touch: usize) -> R
     let reconciles = cl.reconciles().await? - r0;
     let mut by_call = BTreeMap::new();
     let (mut reads, mut writes) = (0, 0);
-    for r in cl.emu.requests().iter().filter(|r| relevant(r)) {
+    let requests = cl.emu.requests();
+    // `tycho controller` names itself in its User-Agent: count exactly its requests when it does.
+    let own_agent = requests
+        .iter()
+        .any(|r| r.user_agent.starts_with(CONTROLLER_UA));
+    if !own_agent {
+        log(
+            "  the controller sends no tycho-controller User-Agent: counting every non-heartbeat request",
+        );
+    }
+    for r in requests
+        .iter()
+        .filter(|r| relevant(r) && (!own_agent || r.user_agent.starts_with(CONTROLLER_UA)))
+    {
         let res = if r.subresource.is_empty() {
             r.resource.clone()
         } else {
