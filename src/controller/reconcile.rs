@@ -934,7 +934,7 @@ async fn collect_session(
             }
         }
     }
-    lock(&ctx.sessions).forget(key);
+    lock(&ctx.sessions).forget(key, ctx.clock.now());
     Ok(())
 }
 

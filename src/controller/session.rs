@@ -230,7 +230,13 @@ struct Entry {
     recorded: bool,
     /// When it was judged expired, kept once collection began (ms).
     expired_at: Option<i64>,
+    /// When a collected Lease was forgotten (ms): it stays as a tombstone for [`TOMBSTONE_MS`].
+    forgotten_at: Option<i64>,
 }
+
+/// How long a collected session is remembered after its Lease and Systems were deleted, so the
+/// reconciles that its own deletions trigger do not collect (and count) it again.
+const TOMBSTONE_MS: i64 = 600_000;
 
 impl Entry {
     fn state(&self, now: i64) -> SessionState {
@@ -329,6 +335,7 @@ impl SessionTracker {
                 collected: false,
                 recorded: false,
                 expired_at: None,
+                forgotten_at: None,
             }
         });
         if !entry.collected && entry.marker != marker {
@@ -384,6 +391,7 @@ impl SessionTracker {
             collected: false,
             recorded: false,
             expired_at: None,
+            forgotten_at: None,
         });
         if !entry.collected {
             entry.expired_at = entry
@@ -398,8 +406,22 @@ impl SessionTracker {
     }
 
     /// Drop what is known of a Lease (after it was deleted, or when no System names it any more).
-    pub fn forget(&mut self, key: &LeaseKey) {
-        self.entries.remove(key);
+    /// A collected Lease is kept as a tombstone for [`TOMBSTONE_MS`], so that the reconciles set off
+    /// by its own deletions see it as collected rather than collect it again; older tombstones go.
+    pub fn forget(&mut self, key: &LeaseKey, now: Timestamp) {
+        let now = now.as_millisecond();
+        match self.entries.get_mut(key) {
+            Some(entry) if entry.collected => {
+                entry.forgotten_at.get_or_insert(now);
+            }
+            _ => {
+                self.entries.remove(key);
+            }
+        }
+        self.entries.retain(|_, e| {
+            e.forgotten_at
+                .is_none_or(|at| now.saturating_sub(at) < TOMBSTONE_MS)
+        });
     }
 
     /// Whether the tracker knows this Lease.
@@ -682,11 +704,33 @@ mod tests {
                 noticed_at: ts(T0 + 5_000)
             }
         );
-        t.forget(&key());
+        t.forget(&key(), ts(T0 + 5_500));
         assert_eq!(
             t.observe_missing(&key(), ts(T0 + 6_000)),
             SessionState::Missing
         );
+    }
+
+    /// Collecting a session deletes its Systems and Lease, and each deletion triggers a reconcile:
+    /// the forgotten-but-collected session must read as collected and be counted once.
+    #[test]
+    fn a_forgotten_collected_session_is_not_collected_again() {
+        let mut t = tracker();
+        t.observe(&key(), &lease("1", T0, Some(30)), ts(T0));
+        assert!(t.mark_collected(&key(), ts(T0 + 30_001)));
+        t.forget(&key(), ts(T0 + 30_100));
+        assert!(matches!(
+            t.observe_missing(&key(), ts(T0 + 30_200)),
+            SessionState::Collected { .. }
+        ));
+        assert!(!t.mark_collected(&key(), ts(T0 + 30_300)));
+        // The tombstone goes after TOMBSTONE_MS (on the next forget).
+        let other = LeaseKey {
+            namespace: "ns".into(),
+            name: "other".into(),
+        };
+        t.forget(&other, ts(T0 + 30_100 + TOMBSTONE_MS));
+        assert_eq!(t.len(), 0);
     }
 
     #[test]
