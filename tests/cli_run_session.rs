@@ -93,10 +93,18 @@ async fn run_with_browser_then_sigint_cleans_everything() {
     let local = state["ports"][0]["local"].as_u64().unwrap() as u16;
     assert_eq!(state["ports"][0]["container"], 80);
     // The browser was handed the tunnel's URL, and the URL serves the pre-boot index.html.
-    let url = std::fs::read_to_string(&run.browser_record)
-        .unwrap()
-        .trim()
-        .to_string();
+    // `tycho run` writes its state file before the browser is opened: wait for the record.
+    let mut url = String::new();
+    for _ in 0..300 {
+        url = std::fs::read_to_string(&run.browser_record)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if !url.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(url, format!("http://127.0.0.1:{local}/"));
     let (code, body) = common::http_get(([127, 0, 0, 1], local).into(), "/")
         .await
