@@ -149,6 +149,11 @@ async fn apply_get_status_exec_cp_logs_tunnel_delete() {
     assert_eq!(code, 0, "{err}");
     if cluster.is_emulator() {
         assert!(out.contains("\"GET / HTTP/1.0\" 200"), "{out}");
+    } else {
+        common::skip(
+            "apply_get_status_exec_cp_logs_tunnel_delete",
+            "the access-log line of the tunnelled request (a real nginx logs its own format) needs the API emulator",
+        );
     }
 
     let (code, out, _) = tycho(&cluster, &["delete", "web"]).await;

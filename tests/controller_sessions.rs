@@ -183,6 +183,11 @@ async fn expired_session_collects_its_systems_within_duration_plus_one_second() 
         })
         .await;
         assert!(gone.is_some(), "children garbage-collected");
+    } else {
+        common::skip(
+            "expired_session_collects_its_systems_within_duration_plus_one_second",
+            "waiting for the garbage collector's removal of the children is done on the API emulator only",
+        );
     }
     assert_eq!(ctrl.metric("tycho_sessions_expired_total").await, Some(1.0));
     assert_eq!(ctrl.metric("tycho_gc_delay_seconds_count").await, Some(2.0));

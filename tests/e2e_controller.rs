@@ -659,7 +659,10 @@ async fn controller_lists_since(e: &E2e, from: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_watch_and_a_forced_410_are_recovered_from() {
     let mut e = E2e::start().await;
-    if e.skip_unless_emulator("fault injection (dropped watches, forced 410 Gone)") {
+    if e.skip_unless_emulator(
+        "a_dropped_watch_and_a_forced_410_are_recovered_from",
+        "fault injection (dropped watches, forced 410 Gone)",
+    ) {
         return;
     }
     let ns = e.namespace.clone();

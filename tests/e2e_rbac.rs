@@ -307,6 +307,7 @@ fn accepted_flags() -> BTreeSet<String> {
 async fn the_controller_runs_with_the_arguments_the_chart_renders() {
     let mut e = E2e::start().await;
     if e.skip_unless_emulator(
+        "the_controller_runs_with_the_arguments_the_chart_renders",
         "a controller in the chart's release namespace (tycho-system, shared on a real cluster)",
     ) {
         return;
@@ -330,7 +331,10 @@ async fn the_controller_runs_with_the_arguments_the_chart_renders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_of_the_controller_process_is_allowed_by_the_chart_rbac() {
     let mut e = E2e::start().await;
-    if e.skip_unless_emulator("the RBAC check reads the emulator's request log") {
+    if e.skip_unless_emulator(
+        "every_call_of_the_controller_process_is_allowed_by_the_chart_rbac",
+        "the RBAC check reads the emulator's request log",
+    ) {
         return;
     }
     create_namespace(&e, RELEASE_NS).await;
@@ -411,7 +415,10 @@ async fn every_call_of_a_namespaced_controller_is_allowed_by_the_namespaced_char
     // tests/chart/values/namespaced.yaml: watchNamespaces team-a and team-b (Roles there, no ClusterRole for
     // Systems or their children), rbac.readNodes false, no leader election.
     let mut e = E2e::start_in("team-a").await;
-    if e.skip_unless_emulator("the RBAC check reads the emulator's request log") {
+    if e.skip_unless_emulator(
+        "every_call_of_a_namespaced_controller_is_allowed_by_the_namespaced_chart_rbac",
+        "the RBAC check reads the emulator's request log",
+    ) {
         return;
     }
     create_namespace(&e, RELEASE_NS).await;

@@ -23,7 +23,10 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_cluster_recovers_from_dropped_watches_and_410s() {
     let e = E2e::start_bare().await;
-    if e.skip_unless_emulator("fault injection") {
+    if e.skip_unless_emulator(
+        "the_simulated_cluster_recovers_from_dropped_watches_and_410s",
+        "fault injection",
+    ) {
         return;
     }
     let d: Deployment = serde_json::from_value(json!({

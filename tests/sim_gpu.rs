@@ -62,8 +62,10 @@ async fn gpu_systems_run_only_on_gpu_nodes() {
         ..EmulatorConfig::default()
     })
     .await;
-    if !cluster.is_emulator() {
-        // A real cluster's GPU nodes are whatever it has; this test needs the simulated ones.
+    if cluster.skip_unless_emulator(
+        "gpu_systems_run_only_on_gpu_nodes",
+        "simulated GPU nodes (a real cluster's GPU nodes are whatever it has)",
+    ) {
         cluster.cleanup().await;
         return;
     }

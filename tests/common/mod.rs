@@ -21,7 +21,10 @@ use tycho::controller::{self, ControllerConfig};
 use tycho::model::System;
 use tycho_emulator::{Emulator, EmulatorConfig, RequestRecord};
 
+mod skip;
 mod wait;
+#[allow(unused_imports)]
+pub use skip::{SKIP_LOG_ENV, current_test, skip};
 pub use wait::{eventually, free_addr};
 
 /// Environment variable naming a kubeconfig of a real cluster to test against instead of the emulator.
@@ -123,6 +126,19 @@ impl TestCluster {
     /// Whether the tests run against the emulator (emulator-only checks are skipped otherwise).
     pub fn is_emulator(&self) -> bool {
         self.emulator.is_some()
+    }
+
+    /// On a real cluster, report `SKIPPED <test>: <what> needs the API emulator` (see [`skip`]) and return
+    /// true: the caller cleans up and returns. False on the emulator.
+    pub fn skip_unless_emulator(&self, test: &str, what: &str) -> bool {
+        if self.is_emulator() {
+            return false;
+        }
+        skip(
+            test,
+            &format!("{what} needs the API emulator (real cluster from {KUBECONFIG_ENV})"),
+        );
+        true
     }
 
     /// Apply `crds/tycho.dev_systems.yaml` and wait until Systems can be listed.

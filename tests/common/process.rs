@@ -11,7 +11,8 @@
 //!   controller` sends none (nor does the emulator's own simulated cluster), so the RBAC test routes the
 //!   controller through it to tell its calls apart in the emulator's request log.
 //!
-//! Included by path (`#[path = "common/process.rs"] mod process;`); of `common` it uses only `wait.rs`.
+//! Included by path (`#[path = "common/process.rs"] mod process;`); of `common` it uses only `wait.rs` and
+//! `skip.rs`.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -25,8 +26,12 @@ use kube::{Client, Config};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+#[path = "skip.rs"]
+mod skip;
 #[path = "wait.rs"]
 mod wait;
+#[allow(unused_imports)]
+pub use skip::{SKIP_LOG_ENV, current_test, skip};
 pub use wait::{eventually, free_addr};
 
 /// Environment variable naming a kubeconfig of a real cluster to test against instead of `tycho sim`.
@@ -303,12 +308,16 @@ impl E2e {
         self.emulator.is_some()
     }
 
-    /// Print why an emulator-only part is skipped; returns true when it must be skipped.
-    pub fn skip_unless_emulator(&self, what: &str) -> bool {
+    /// On a real cluster, report `SKIPPED <test>: <what> needs the API emulator` (see [`skip`]) and return
+    /// true: the caller returns. False on `tycho sim`.
+    pub fn skip_unless_emulator(&self, test: &str, what: &str) -> bool {
         if self.is_emulator() {
             return false;
         }
-        eprintln!("SKIPPED on a real cluster ({KUBECONFIG_ENV}): {what} needs the API emulator");
+        skip(
+            test,
+            &format!("{what} needs the API emulator (real cluster from {KUBECONFIG_ENV})"),
+        );
         true
     }
 

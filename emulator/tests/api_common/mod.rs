@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use tycho_emulator::{Emulator, EmulatorConfig};
 
+mod skip;
+#[allow(unused_imports)]
+pub use skip::{SKIP_LOG_ENV, current_test, skip};
+
 /// An emulator without simulated nodes/controllers (pure API server + garbage collector).
 pub async fn start() -> Emulator {
     start_with(EmulatorConfig {
