@@ -58,7 +58,6 @@ pub const ANNOTATION_COLLECTED: &str = "tycho.dev/collected";
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("self.containers.all(c, self.containers.exists_one(d, d.name == c.name))").message("spec.containers: container names must be unique"),
     validation = Rule::new("self.containers.all(c, !has(c.ports) || c.ports.all(p, self.containers.map(d, has(d.ports) ? d.ports.filter(q, q.port == p.port && (has(q.protocol) ? q.protocol : 'TCP') == (has(p.protocol) ? p.protocol : 'TCP')).size() : 0).sum() == 1))").message("spec.containers[].ports: a port and protocol may appear only once in the whole System"),
     validation = Rule::new("self.containers.map(c, has(c.files) ? c.files.map(f, has(f.content) ? f.content.size() : (has(f.binaryContent) ? f.binaryContent.size() * 3 / 4 : 0)).sum() : 0).sum() <= 1000000").message("spec.containers[].files: the total size of all pre-boot files must be at most 1000000 bytes (one ConfigMap)"),
     validation = Rule::new("!has(self.workload) || self.workload != 'Pod' || !has(self.replicas) || self.replicas <= 1").message("spec.replicas: a bare Pod workload runs exactly one replica"),
@@ -130,6 +129,7 @@ pub struct SystemSpec {
     /// Labels added to every child object and pod. Keys under `tycho.dev/` and
     /// `app.kubernetes.io/managed-by` / `app.kubernetes.io/name` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
     #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('tycho.dev/') && k != 'app.kubernetes.io/managed-by' && k != 'app.kubernetes.io/name')").message("spec.labels: keys under tycho.dev/ and app.kubernetes.io/managed-by, app.kubernetes.io/name are reserved"))]
     pub labels: BTreeMap<String, String>,
 
@@ -169,7 +169,6 @@ pub enum Expose {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!has(self.ports) || self.ports.all(p, !has(p.name) || self.ports.exists_one(q, has(q.name) && q.name == p.name))").message("ports[].name: port names must be unique within a container"),
-    validation = Rule::new("!has(self.files) || self.files.all(f, self.files.exists_one(g, g.path == f.path))").message("files[].path: file paths must be unique within a container"),
     validation = Rule::new("!has(self.readiness) || !has(self.readiness.http) || (has(self.ports) && self.ports.exists(p, p.port == self.readiness.http.port))").message("readiness.http.port: must be one of the container's ports"),
     validation = Rule::new("!has(self.limits) || !has(self.requests) || ((!has(self.limits.cpus) || !has(self.requests.cpus) || quantity(self.limits.cpus).compareTo(quantity(self.requests.cpus)) >= 0) && (!has(self.limits.memory) || !has(self.requests.memory) || quantity(self.limits.memory).compareTo(quantity(self.requests.memory)) >= 0) && (!has(self.limits.ephemeralStorage) || !has(self.requests.ephemeralStorage) || quantity(self.limits.ephemeralStorage).compareTo(quantity(self.requests.ephemeralStorage)) >= 0) && (!has(self.limits.gpus) || !has(self.requests.gpus) || self.limits.gpus >= self.requests.gpus))").message("limits: every limit must be at least the matching request")
 )]
