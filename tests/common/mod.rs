@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::oneshot;
@@ -148,22 +148,22 @@ impl TestCluster {
         let crd: CustomResourceDefinition =
             serde_saphyr::from_str(&text).expect("parse the CRD file");
         let name = crd.metadata.name.clone().expect("CRD name");
-        // Create, or replace an older version (a shared real cluster may have one installed).
+        // A forced server-side apply creates it or replaces an older version (a shared real cluster may
+        // have one); the tests of a binary run in parallel and may race to install it, so a lost race
+        // (409) is retried.
         let crds = Api::<CustomResourceDefinition>::all(self.client.clone());
-        match crds.get_opt(&name).await.expect("read the CRD") {
-            None => {
-                crds.create(&PostParams::default(), &crd)
-                    .await
-                    .expect("create the CRD");
-            }
-            Some(old) => {
-                let mut crd = crd;
-                crd.metadata.resource_version = old.metadata.resource_version;
-                crds.replace(&name, &PostParams::default(), &crd)
-                    .await
-                    .expect("replace the CRD");
+        let pp = PatchParams::apply("tycho-tests").force();
+        let mut result = crds.patch(&name, &pp, &Patch::Apply(&crd)).await;
+        for _ in 0..5 {
+            match &result {
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    result = crds.patch(&name, &pp, &Patch::Apply(&crd)).await;
+                }
+                _ => break,
             }
         }
+        result.expect("install the CRD (server-side apply)");
         let systems: Api<System> = Api::namespaced(self.client.clone(), &self.namespace);
         eventually(Duration::from_secs(30), || async {
             systems.list(&ListParams::default()).await.ok().map(|_| ())

@@ -217,14 +217,30 @@ impl E2e {
         Self::start_bare_in(Some(namespace)).await.with_crd().await
     }
 
-    /// Install the CRD with `kubectl apply -f crds/` and wait until it is served.
+    /// Install the CRD with `kubectl apply --server-side -f crds/` and wait until it is served. Test
+    /// binaries run their tests in parallel against one real cluster, so several may install it at once:
+    /// a forced server-side apply is idempotent, and a lost race (409) is retried.
     async fn with_crd(self) -> E2e {
-        let out = self
-            .kubectl(&["apply", "-f", &repo_path("crds").display().to_string()])
-            .await;
+        let crds = repo_path("crds").display().to_string();
+        let args = [
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=tycho-tests",
+            "-f",
+            &crds,
+        ];
+        let mut out = self.kubectl(&args).await;
+        for _ in 0..5 {
+            if out.ok {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            out = self.kubectl(&args).await;
+        }
         assert!(
             out.ok,
-            "kubectl apply -f crds/: {}{}",
+            "kubectl apply --server-side -f crds/: {}{}",
             out.stdout, out.stderr
         );
         self.wait_crd().await;
