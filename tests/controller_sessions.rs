@@ -1,24 +1,40 @@
 //! Sessions against an API server (the emulator, or the cluster of `TYCHO_TEST_KUBECONFIG`): a Lease that
-//! stops being renewed gets its Systems deleted within its duration plus a second; a deleted Lease likewise;
-//! a System naming a missing Lease never starts until it exists; a collected Lease stays collected;
-//! `lifetime` deletes at its deadline; a restarted controller keeps a renewed session alive.
+//! stops being renewed gets its Systems deleted once its duration has passed since the last renewal the
+//! controller saw, never before; a deleted Lease likewise at once; a System naming a missing Lease never
+//! starts until it exists; a collected Lease stays collected; `lifetime` deletes at its deadline, not before;
+//! a restarted controller keeps a renewed session alive.
+//!
+//! The checks are causal, not stopwatches: the Lease versions a watch receives (renewals, the controller's
+//! `tycho.dev/collected` mark, the deletion), the controller's own Events (`eventTime`, its clock) and, on
+//! the emulator, the order of the API's request log. The only deadlines are generous waits (a loaded machine
+//! cannot break them) that fail saying what they saw; how fast collection is, is measured by
+//! `benches/e2e.rs` (its sessions phase), and printed here as `MEASURE` lines.
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::{TestCluster, eventually};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
 use serde_json::json;
-use tycho::model::{Phase, System};
+use tycho::model::{ANNOTATION_COLLECTED, Phase, System};
+use tycho_emulator::RequestRecord;
 
 const WAIT: Duration = Duration::from_secs(60);
+/// Lease duration of the renewed sessions: renewals every 500 ms leave 3.5 s of slack for a stalled machine.
+const LEASE_SECS: i32 = 4;
+/// Generous bound on how late after its due instant a collection may happen: scheduling on a loaded machine
+/// cannot stretch a timer and a few API calls this far; the real figure comes from the benchmark.
+const LATE: Duration = Duration::from_secs(10);
 
 fn system(name: &str, session: Option<&str>, lifetime: Option<i64>) -> System {
     let mut spec = json!({
@@ -36,7 +52,7 @@ fn system(name: &str, session: Option<&str>, lifetime: Option<i64>) -> System {
         "metadata": { "name": name },
         "spec": spec,
     }))
-    .unwrap()
+    .expect("a System")
 }
 
 async fn create_lease(api: &Api<Lease>, name: &str, duration: i32, annotations: serde_json::Value) {
@@ -49,34 +65,171 @@ async fn create_lease(api: &Api<Lease>, name: &str, duration: i32, annotations: 
             "renewTime": MicroTime(Timestamp::now()),
         }
     }))
-    .unwrap();
-    api.create(&PostParams::default(), &lease).await.unwrap();
-}
-
-async fn renew(api: &Api<Lease>, name: &str) -> bool {
-    let patch = json!({ "spec": { "renewTime": MicroTime(Timestamp::now()) } });
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+    .expect("a Lease");
+    api.create(&PostParams::default(), &lease)
         .await
-        .is_ok()
+        .expect("create the Lease");
 }
 
-/// Renew the Lease every `every` until `stop` is set; returns the instant of the last successful renewal.
+/// Microseconds since the epoch (the resolution of a Lease's `renewTime` and an Event's `eventTime`).
+fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+/// Renew: PATCH `renewTime` to now. Returns the `renewTime` the server stored, on success. The controller
+/// cannot have seen this renewal before the instant it carries: that is taken before the request is sent.
+async fn renew(api: &Api<Lease>, name: &str) -> Option<i64> {
+    let patch = json!({ "spec": { "renewTime": MicroTime(Timestamp::now()) } });
+    let lease = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .ok()?;
+    renew_time(&lease)
+}
+
+fn renew_time(l: &Lease) -> Option<i64> {
+    l.spec.as_ref()?.renew_time.as_ref().map(|t| micros(t.0))
+}
+
+/// Renew the Lease every `every` until `stop` is set; returns the `renewTime` of the last successful
+/// renewal and how many succeeded.
 fn renewer(
     api: Api<Lease>,
     name: &'static str,
     every: Duration,
     stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Instant> {
+) -> tokio::task::JoinHandle<(Option<i64>, usize)> {
     tokio::spawn(async move {
-        let mut last = Instant::now();
+        let (mut last, mut count) = (None, 0);
         while !stop.load(Ordering::SeqCst) {
-            if renew(&api, name).await {
-                last = Instant::now();
+            if let Some(t) = renew(&api, name).await {
+                last = Some(t);
+                count += 1;
             }
             tokio::time::sleep(every).await;
         }
-        last
+        (last, count)
     })
+}
+
+/// Every version of one Lease that a watch (started at creation) receives, and whether it was deleted.
+#[derive(Clone, Default)]
+struct LeaseHistory(Arc<Mutex<Vec<(bool, Lease)>>>);
+
+impl LeaseHistory {
+    fn watch(api: Api<Lease>, name: &str) -> (LeaseHistory, tokio::task::JoinHandle<()>) {
+        let history = LeaseHistory::default();
+        let h = history.clone();
+        let name = name.to_string();
+        let task = tokio::spawn(async move {
+            let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
+            while let Some(ev) = events.next().await {
+                let (deleted, lease) = match ev {
+                    Ok(watcher::Event::Apply(l) | watcher::Event::InitApply(l)) => (false, l),
+                    Ok(watcher::Event::Delete(l)) => (true, l),
+                    _ => continue,
+                };
+                if lease.metadata.name.as_deref() == Some(name.as_str()) {
+                    h.0.lock().expect("history lock").push((deleted, lease));
+                }
+            }
+        });
+        (history, task)
+    }
+
+    fn versions(&self) -> Vec<(bool, Lease)> {
+        self.0.lock().expect("history lock").clone()
+    }
+
+    /// The first version carrying the controller's collected mark.
+    fn marked(&self) -> Option<Lease> {
+        self.versions()
+            .into_iter()
+            .map(|(_, l)| l)
+            .find(|l| collected_mark(l).is_some())
+    }
+
+    fn deleted(&self) -> bool {
+        self.versions().iter().any(|(d, _)| *d)
+    }
+
+    /// How many distinct `renewTime`s were seen.
+    fn renewals(&self) -> usize {
+        let mut times: Vec<i64> = self
+            .versions()
+            .iter()
+            .filter_map(|(_, l)| renew_time(l))
+            .collect();
+        times.dedup();
+        times.len()
+    }
+
+    fn describe(&self) -> String {
+        self.versions()
+            .iter()
+            .map(|(d, l)| {
+                format!(
+                    "{}rv={} renewTime={:?} collected={:?}",
+                    if *d { "DELETED " } else { "" },
+                    l.metadata.resource_version.as_deref().unwrap_or("?"),
+                    renew_time(l),
+                    collected_mark(l)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn collected_mark(l: &Lease) -> Option<String> {
+    l.metadata
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_COLLECTED)
+        .cloned()
+}
+
+/// The controller's Events on `object` with `reason`: their `eventTime` in microseconds.
+async fn event_times(c: &TestCluster, object: &str, reason: &str) -> Vec<i64> {
+    let events: Api<Event> = c.api();
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.event_time.map(|t| micros(t.0)))
+        .collect()
+}
+
+async fn event_reasons(c: &TestCluster, object: &str) -> Vec<String> {
+    let events: Api<Event> = c.api();
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+/// The `eventTime` of the (first) Event `reason` on `object`, waiting for it.
+async fn wait_event_time(c: &TestCluster, object: &str, reason: &str) -> i64 {
+    let t = eventually(WAIT, || async {
+        event_times(c, object, reason).await.into_iter().min()
+    })
+    .await;
+    match t {
+        Some(t) => t,
+        None => panic!(
+            "no {reason} Event on {object} within {WAIT:?}; its Events: {:?}",
+            event_reasons(c, object).await
+        ),
+    }
 }
 
 async fn session_valid(api: &Api<System>, name: &str) -> Option<String> {
@@ -101,26 +254,135 @@ async fn wait_session_valid(api: &Api<System>, name: &str, want: &str) {
     );
 }
 
-/// Wait until `names` are all gone; returns when that happened.
-async fn wait_gone(api: &Api<System>, names: &[&str], limit: Duration) -> Option<Instant> {
-    eventually(limit, || async {
+/// Wait (generously) until `names` are all gone; fails saying which remain.
+async fn wait_gone(api: &Api<System>, names: &[&str], what: &str) {
+    let gone = eventually(WAIT, || async {
         for n in names {
             if !matches!(api.get_opt(n).await, Ok(None)) {
                 return None;
             }
         }
-        Some(Instant::now())
+        Some(())
     })
-    .await
+    .await;
+    if gone.is_none() {
+        let mut left = Vec::new();
+        for n in names {
+            if let Ok(Some(s)) = api.get_opt(n).await {
+                left.push(format!(
+                    "{n} (deletionTimestamp {:?}, status {:?})",
+                    s.metadata.deletion_timestamp,
+                    s.status.map(|st| st.conditions)
+                ));
+            }
+        }
+        panic!("{what}: not gone within {WAIT:?}: {left:?}");
+    }
+}
+
+/// Position in the request log of the first record matching `f`.
+fn position(log: &[RequestRecord], f: impl Fn(&RequestRecord) -> bool) -> Option<usize> {
+    log.iter().position(f)
+}
+
+fn by_controller(r: &RequestRecord, verb: &str, resource: &str, name: &str) -> bool {
+    r.user_agent == common::CONTROLLER_AGENT
+        && r.verb == verb
+        && r.resource == resource
+        && r.name == name
+        && r.code < 300
+}
+
+/// Collection of session `lease` in the emulator's request log: the collected mark (a PATCH of the Lease)
+/// comes before the deletion of every System in `systems`, and the Lease's deletion after them.
+fn assert_collection_order(c: &TestCluster, lease: &str, systems: &[&str]) {
+    let Some(emu) = &c.emulator else {
+        common::skip(
+            &common::current_test(),
+            "the order of the collection's API calls is read from the emulator's request log",
+        );
+        return;
+    };
+    let log = emu.requests();
+    let calls = || {
+        log.iter()
+            .filter(|r| r.user_agent == common::CONTROLLER_AGENT && common::is_write(r))
+            .map(|r| format!("{} {} {} -> {}", r.verb, r.resource, r.name, r.code))
+            .collect::<Vec<_>>()
+    };
+    let mark = position(&log, |r| by_controller(r, "patch", "leases", lease))
+        .unwrap_or_else(|| panic!("no PATCH (collected mark) of Lease {lease}: {:?}", calls()));
+    for s in systems {
+        let del = position(&log, |r| by_controller(r, "delete", "systems", s))
+            .unwrap_or_else(|| panic!("no DELETE of System {s}: {:?}", calls()));
+        assert!(
+            mark < del,
+            "System {s} deleted before the mark: {:?}",
+            calls()
+        );
+        let lease_del = position(&log, |r| by_controller(r, "delete", "leases", lease))
+            .unwrap_or_else(|| panic!("no DELETE of Lease {lease}: {:?}", calls()));
+        assert!(
+            del < lease_del,
+            "Lease deleted before System {s}: {:?}",
+            calls()
+        );
+    }
+}
+
+/// The collection of an expired session, from the records: the Lease version carrying the controller's
+/// collected mark names the renewal the decision was based on (the mark is a PATCH with that version's
+/// resourceVersion as precondition, so no later renewal came in between); every System's `SessionExpired`
+/// Event comes at least the Lease duration after that renewal, and not more than [`LATE`] after it was due.
+async fn assert_expired_after_duration(
+    c: &TestCluster,
+    history: &LeaseHistory,
+    last_renewal: i64,
+    duration_secs: i32,
+    systems: &[&str],
+) {
+    let marked = history.marked().unwrap_or_else(|| {
+        panic!(
+            "no Lease version with the {ANNOTATION_COLLECTED} mark; seen: {}",
+            history.describe()
+        )
+    });
+    let based_on = renew_time(&marked).expect("the marked Lease has a renewTime");
+    assert_eq!(
+        based_on,
+        last_renewal,
+        "the collection was based on an earlier renewal than the last one (collected while renewed); seen: {}",
+        history.describe()
+    );
+    let due = based_on + i64::from(duration_secs) * 1_000_000;
+    for s in systems {
+        let at = wait_event_time(c, s, "SessionExpired").await;
+        let late = at - due;
+        eprintln!(
+            "MEASURE {s}: SessionExpired {:+.3} s after the Lease's expiry (last renewal + {duration_secs} s)",
+            late as f64 / 1e6
+        );
+        assert!(
+            late >= 0,
+            "{s} collected {:.3} s before its Lease expired (last renewal {based_on}, event {at})",
+            -late as f64 / 1e6
+        );
+        assert!(
+            late <= LATE.as_micros() as i64,
+            "{s} collected {:.3} s after its Lease expired (bound {LATE:?})",
+            late as f64 / 1e6
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_session_collects_its_systems_within_duration_plus_one_second() {
+async fn an_expired_session_collects_its_systems_after_its_duration_and_never_before() {
     let c = TestCluster::start().await;
     let ctrl = c.run_controller(|_| {}).await;
     let systems: Api<System> = c.api();
     let leases: Api<Lease> = c.api();
-    create_lease(&leases, "sess", 2, json!({})).await;
+    let (history, watching) = LeaseHistory::watch(leases.clone(), "sess");
+    create_lease(&leases, "sess", LEASE_SECS, json!({})).await;
     let stop = Arc::new(AtomicBool::new(false));
     let renewing = renewer(
         leases.clone(),
@@ -134,7 +396,10 @@ async fn expired_session_collects_its_systems_within_duration_plus_one_second() 
         system("b", Some("sess"), None),
         system("control", None, None),
     ] {
-        systems.create(&PostParams::default(), &s).await.unwrap();
+        systems
+            .create(&PostParams::default(), &s)
+            .await
+            .expect("create a System");
     }
     wait_session_valid(&systems, "a", "True/SessionActive").await;
     wait_session_valid(&systems, "b", "True/SessionActive").await;
@@ -143,60 +408,72 @@ async fn expired_session_collects_its_systems_within_duration_plus_one_second() 
             c.api::<Deployment>().get_opt("a").await.ok().flatten()
         })
         .await
-        .is_some()
+        .is_some(),
+        "a's Deployment is created"
     );
 
-    // Renewals keep it alive well past its duration.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Renewals keep it alive for more than twice its duration: the watch sees them, and no collected mark.
+    let enough = 2 * LEASE_SECS as usize * 2 + 1;
+    let renewed = eventually(WAIT, || async {
+        (history.renewals() >= enough).then_some(())
+    })
+    .await;
     assert!(
-        systems.get_opt("a").await.unwrap().is_some(),
-        "a renewed session is not collected"
+        renewed.is_some(),
+        "the watch saw {} renewals, not {enough}: {}",
+        history.renewals(),
+        history.describe()
+    );
+    assert!(
+        history.marked().is_none(),
+        "a renewed session is not collected: {}",
+        history.describe()
+    );
+    assert!(
+        systems.get_opt("a").await.expect("get a").is_some(),
+        "a renewed session's System stays"
     );
 
     stop.store(true, Ordering::SeqCst);
-    let last_renewal = renewing.await.unwrap();
-    let collected = wait_gone(&systems, &["a", "b"], Duration::from_secs(10))
-        .await
-        .expect("Systems collected");
-    let delay = collected.duration_since(last_renewal);
-    eprintln!(
-        "MEASURE session GC: Systems gone {delay:?} after the last renewal (lease duration 2 s)"
-    );
+    let (last_renewal, _) = renewing.await.expect("renewer");
+    let last_renewal = last_renewal.expect("at least one renewal succeeded");
+    wait_gone(&systems, &["a", "b"], "the expired session's Systems").await;
+    let deleted = eventually(WAIT, || async { history.deleted().then_some(()) }).await;
     assert!(
-        delay <= Duration::from_secs(3) + Duration::from_millis(300),
-        "collected {delay:?} after the last renewal"
+        deleted.is_some(),
+        "the Lease is deleted: {}",
+        history.describe()
     );
-    assert!(delay >= Duration::from_secs(2), "never early: {delay:?}");
+    watching.abort();
+    assert_expired_after_duration(&c, &history, last_renewal, LEASE_SECS, &["a", "b"]).await;
+    assert_collection_order(&c, "sess", &["a", "b"]);
 
-    // The Lease is deleted, the control System untouched, children follow through owner references.
+    // The control System untouched, children follow through owner references.
     assert!(
-        eventually(WAIT, || async {
-            matches!(leases.get_opt("sess").await, Ok(None)).then_some(())
-        })
-        .await
-        .is_some()
+        systems.get_opt("control").await.expect("get").is_some(),
+        "a System of no session stays"
     );
-    assert!(systems.get_opt("control").await.unwrap().is_some());
-    if c.is_emulator() {
-        let gone = eventually(WAIT, || async {
-            matches!(c.api::<Deployment>().get_opt("a").await, Ok(None)).then_some(())
-        })
-        .await;
-        assert!(gone.is_some(), "children garbage-collected");
-    } else {
-        common::skip(
-            "expired_session_collects_its_systems_within_duration_plus_one_second",
-            "waiting for the garbage collector's removal of the children is done on the API emulator only",
-        );
-    }
+    assert!(
+        event_times(&c, "control", "SessionExpired")
+            .await
+            .is_empty(),
+        "no SessionExpired Event on the control System"
+    );
+    let gone = eventually(WAIT, || async {
+        matches!(c.api::<Deployment>().get_opt("a").await, Ok(None)).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "children garbage-collected");
     assert_eq!(ctrl.metric("tycho_sessions_expired_total").await, Some(1.0));
     assert_eq!(ctrl.metric("tycho_gc_delay_seconds_count").await, Some(2.0));
-    let sum = ctrl.metric("tycho_gc_delay_seconds_sum").await.unwrap();
+    let sum = ctrl
+        .metric("tycho_gc_delay_seconds_sum")
+        .await
+        .expect("gc delay sum");
     eprintln!(
         "MEASURE GC delay after expiry instant: mean {:.3} s",
         sum / 2.0
     );
-    assert!(sum / 2.0 < 1.0, "GC delay after the expiry instant {sum}");
 
     ctrl.stop().await;
     c.cleanup().await;
@@ -208,57 +485,83 @@ async fn missing_session_never_starts_until_the_lease_exists_and_deletion_collec
     let ctrl = c.run_controller(|_| {}).await;
     let systems: Api<System> = c.api();
     let leases: Api<Lease> = c.api();
+    let deployments: Api<Deployment> = c.api();
     systems
         .create(
             &PostParams::default(),
             &system("waiting", Some("later"), None),
         )
         .await
-        .unwrap();
+        .expect("create waiting");
+    // The controller has judged it (its condition and its Warning Event say so) and started nothing.
     wait_session_valid(&systems, "waiting", "False/SessionNotFound").await;
-    let s = systems.get("waiting").await.unwrap();
+    wait_event_time(&c, "waiting", "SessionNotFound").await;
+    let s = systems.get("waiting").await.expect("get waiting");
     assert_eq!(
         s.status.as_ref().and_then(|st| st.phase),
         Some(Phase::Pending)
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        c.api::<Deployment>()
-            .get_opt("waiting")
-            .await
-            .unwrap()
-            .is_none(),
+        deployments.get_opt("waiting").await.expect("get").is_none(),
         "nothing started"
     );
 
-    // The Lease appears: it starts.
+    // The Lease appears: it starts, and only after the Lease was created.
     create_lease(&leases, "later", 30, json!({})).await;
+    let lease = leases.get("later").await.expect("get the Lease");
     wait_session_valid(&systems, "waiting", "True/SessionActive").await;
+    let dep = eventually(WAIT, || async {
+        deployments.get_opt("waiting").await.ok().flatten()
+    })
+    .await
+    .expect("waiting's Deployment is created once the Lease exists");
     assert!(
-        eventually(WAIT, || async {
-            c.api::<Deployment>()
-                .get_opt("waiting")
-                .await
-                .ok()
-                .flatten()
-        })
-        .await
-        .is_some()
+        dep.metadata.creation_timestamp >= lease.metadata.creation_timestamp,
+        "Deployment created {:?}, before the Lease {:?}",
+        dep.metadata.creation_timestamp,
+        lease.metadata.creation_timestamp
     );
+    if let Some(emu) = &c.emulator {
+        let log = emu.requests();
+        let lease_created = position(&log, |r| {
+            // A create's record has no name (it is in the body); this test creates one Lease.
+            r.verb == "create" && r.resource == "leases" && r.code < 300
+        })
+        .expect("the Lease's creation is in the request log");
+        let started = position(&log, |r| {
+            r.user_agent == common::CONTROLLER_AGENT
+                && common::is_write(r)
+                && r.resource == "deployments"
+                && (r.name == "waiting" || r.path.ends_with("/deployments"))
+        })
+        .expect("the controller's write of the Deployment is in the request log");
+        assert!(
+            lease_created < started,
+            "the Deployment was written (#{started}) before the Lease existed (#{lease_created})"
+        );
+    } else {
+        common::skip(
+            "missing_session_never_starts_until_the_lease_exists_and_deletion_collects",
+            "the request-log order (Lease created before the Deployment written) needs the API emulator",
+        );
+    }
 
-    // The client ends the session by deleting the Lease: collected at once.
-    let t = Instant::now();
+    // The client ends the session by deleting the Lease: collected, with a SessionDeleted Event that comes
+    // after the deletion.
+    let before_delete = micros(Timestamp::now());
     leases
         .delete("later", &DeleteParams::background())
         .await
-        .unwrap();
-    let gone = wait_gone(&systems, &["waiting"], Duration::from_secs(10))
-        .await
-        .expect("collected");
+        .expect("delete the Lease");
+    wait_gone(&systems, &["waiting"], "the ended session's System").await;
+    let at = wait_event_time(&c, "waiting", "SessionDeleted").await;
     assert!(
-        gone.duration_since(t) < Duration::from_secs(3),
-        "{:?}",
-        gone.duration_since(t)
+        at >= before_delete,
+        "SessionDeleted Event ({at}) before the Lease was deleted ({before_delete})"
+    );
+    eprintln!(
+        "MEASURE deleted Lease: SessionDeleted Event {:.3} s after the deletion was sent",
+        (at - before_delete) as f64 / 1e6
     );
 
     ctrl.stop().await;
@@ -284,38 +587,60 @@ async fn a_collected_lease_stays_collected_and_lifetime_expires() {
     systems
         .create(&PostParams::default(), &system("late", Some("done"), None))
         .await
-        .unwrap();
+        .expect("create late");
+    wait_gone(&systems, &["late"], "the System of a collected Lease").await;
+    // The controller judged it (its Event says why) and never started it.
+    wait_event_time(&c, "late", "SessionExpired").await;
+    let reasons = event_reasons(&c, "late").await;
     assert!(
-        wait_gone(&systems, &["late"], Duration::from_secs(10))
-            .await
-            .is_some(),
-        "System of a collected Lease deleted"
+        !reasons.iter().any(|r| r == "Created"),
+        "it never started: {reasons:?}"
     );
-    assert!(
-        c.api::<Deployment>()
-            .get_opt("late")
-            .await
-            .unwrap()
-            .is_none(),
-        "it never started"
-    );
+    if let Some(emu) = &c.emulator {
+        let writes: Vec<String> = emu
+            .requests()
+            .iter()
+            .filter(|r| r.user_agent == common::CONTROLLER_AGENT && common::is_write(r))
+            .filter(|r| {
+                matches!(
+                    r.resource.as_str(),
+                    "deployments" | "services" | "configmaps"
+                )
+            })
+            .map(|r| format!("{} {}", r.verb, r.path))
+            .collect();
+        assert!(writes.is_empty(), "it never started: {writes:?}");
+    }
 
-    // lifetime: deleted at creation + lifetime, not before.
-    let t = Instant::now();
+    // lifetime: deleted at creation + lifetime (creationTimestamp, whole seconds), not before.
     systems
         .create(&PostParams::default(), &system("short", None, Some(3)))
         .await
-        .unwrap();
-    let gone = wait_gone(&systems, &["short"], Duration::from_secs(15))
+        .expect("create short");
+    let created = systems
+        .get("short")
         .await
-        .expect("lifetime collected");
-    let after = gone.duration_since(t);
-    eprintln!("MEASURE lifetime 3 s: gone after {after:?}");
-    // creationTimestamp has whole seconds: the deadline is 2–3 s after our create.
+        .expect("get short")
+        .metadata
+        .creation_timestamp
+        .expect("creationTimestamp");
+    let deadline = micros(created.0) + 3_000_000;
+    wait_gone(&systems, &["short"], "a System past its lifetime").await;
+    let at = wait_event_time(&c, "short", "LifetimeExpired").await;
+    let late = at - deadline;
+    eprintln!(
+        "MEASURE lifetime 3 s: LifetimeExpired {:+.3} s after creationTimestamp + 3 s",
+        late as f64 / 1e6
+    );
     assert!(
-        after >= Duration::from_secs(2)
-            && after <= Duration::from_secs(4) + Duration::from_millis(500),
-        "{after:?}"
+        late >= 0,
+        "collected {:.3} s before its lifetime ended",
+        -late as f64 / 1e6
+    );
+    assert!(
+        late <= LATE.as_micros() as i64,
+        "collected {:.3} s after its lifetime ended (bound {LATE:?})",
+        late as f64 / 1e6
     );
 
     ctrl.stop().await;
@@ -327,7 +652,8 @@ async fn a_restarted_controller_keeps_renewed_sessions_and_still_collects() {
     let c = TestCluster::start().await;
     let systems: Api<System> = c.api();
     let leases: Api<Lease> = c.api();
-    create_lease(&leases, "long", 2, json!({})).await;
+    let (history, watching) = LeaseHistory::watch(leases.clone(), "long");
+    create_lease(&leases, "long", LEASE_SECS, json!({})).await;
     let stop = Arc::new(AtomicBool::new(false));
     let renewing = renewer(
         leases.clone(),
@@ -338,7 +664,7 @@ async fn a_restarted_controller_keeps_renewed_sessions_and_still_collects() {
     systems
         .create(&PostParams::default(), &system("kept", Some("long"), None))
         .await
-        .unwrap();
+        .expect("create kept");
 
     let first = c.run_controller(|_| {}).await;
     wait_session_valid(&systems, "kept", "True/SessionActive").await;
@@ -349,24 +675,52 @@ async fn a_restarted_controller_keeps_renewed_sessions_and_still_collects() {
     .await;
     assert!(ready.is_some(), "kept becomes Ready");
     first.stop().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Down for a while, with renewals going on.
+    let seen = history.renewals();
+    let more = eventually(WAIT, || async {
+        (history.renewals() >= seen + 4).then_some(())
+    })
+    .await;
+    assert!(more.is_some(), "renewals go on: {}", history.describe());
     c.clear_requests();
     let second = c.run_controller(|_| {}).await;
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(WAIT, || async {
             second.http_get("/readyz").await.filter(|r| r.0 == 200)
         })
         .await
         .is_some(),
         "ready after the caches sync"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let kept = systems.get_opt("kept").await.unwrap();
+    // It has reconciled `kept` (twice, by its own count), with renewals going on for longer than the
+    // duration since the restart.
+    let reconciled = eventually(WAIT, || async {
+        (second.metric("tycho_reconciles_total").await? >= 2.0).then_some(())
+    })
+    .await;
+    assert!(reconciled.is_some(), "the restarted controller reconciles");
+    let seen = history.renewals();
+    let more = eventually(WAIT, || async {
+        (history.renewals() >= seen + 2 * LEASE_SECS as usize + 1).then_some(())
+    })
+    .await;
+    assert!(more.is_some(), "renewals go on: {}", history.describe());
     assert!(
-        kept.is_some(),
+        history.marked().is_none(),
+        "a renewed session survives a controller restart: {}",
+        history.describe()
+    );
+    assert!(
+        systems.get_opt("kept").await.expect("get kept").is_some(),
         "a renewed session survives a controller restart"
     );
     if let Some(requests) = c.controller_requests() {
+        // The log saw the restarted controller (its lists and watches), and no write.
+        assert!(
+            requests.iter().any(|r| r.resource == "systems"),
+            "the request log has the restarted controller's requests: {} records",
+            requests.len()
+        );
         let writes: Vec<String> = requests
             .iter()
             .filter(|r| common::is_write(r))
@@ -376,18 +730,38 @@ async fn a_restarted_controller_keeps_renewed_sessions_and_still_collects() {
             writes.is_empty(),
             "a restart writes nothing for an unchanged System: {writes:?}"
         );
+    } else {
+        common::skip(
+            "a_restarted_controller_keeps_renewed_sessions_and_still_collects",
+            "the no-writes-after-restart check reads the emulator's request log",
+        );
     }
 
     stop.store(true, Ordering::SeqCst);
-    let last = renewing.await.unwrap();
-    let gone = wait_gone(&systems, &["kept"], Duration::from_secs(10))
-        .await
-        .expect("collected after restart");
+    let (last, _) = renewing.await.expect("renewer");
+    let last = last.expect("at least one renewal succeeded");
+    wait_gone(
+        &systems,
+        &["kept"],
+        "the expired session's System after a restart",
+    )
+    .await;
+    let deleted = eventually(WAIT, || async { history.deleted().then_some(()) }).await;
     assert!(
-        gone.duration_since(last) <= Duration::from_secs(3) + Duration::from_millis(300),
-        "{:?}",
-        gone.duration_since(last)
+        deleted.is_some(),
+        "the Lease is deleted: {}",
+        history.describe()
     );
+    watching.abort();
+    assert_expired_after_duration(&c, &history, last, LEASE_SECS, &["kept"]).await;
+    if let Some(requests) = c.controller_requests() {
+        // The same filter that saw no write above sees the collection's.
+        assert!(
+            requests.iter().any(common::is_write),
+            "the collection's writes are in the request log"
+        );
+    }
+    assert_collection_order(&c, "long", &["kept"]);
 
     second.stop().await;
     c.cleanup().await;
