@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on loopback, built from the Go modules pinned in hack/cluster/go.mod:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm and kwok (fake nodes whose
-# pods turn Running and Ready; no container runs).
+# pods turn Running and Ready, and a default StorageClass whose claims kwok binds; no container runs).
 #
 #   hack/cluster.sh build        build the binaries, or reuse the cached ones; prints their folder
 #   hack/cluster.sh up           build or reuse, start everything on free loopback ports, wait until the API
@@ -27,7 +27,7 @@ mod="$here/cluster"
 # shellcheck source=cluster/versions.env
 . "$mod/versions.env"
 # Bump when the build recipe below changes, so that caches built by an older recipe are not reused.
-recipe=1
+recipe=2
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
@@ -80,7 +80,11 @@ build() {
     cp "$src/kustomize/stage/node/fast/node-initialize.yaml" \
       "$src/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
       "$src/kustomize/stage/pod/fast/pod-ready.yaml" "$src/kustomize/stage/pod/fast/pod-complete.yaml" \
-      "$src/kustomize/stage/pod/fast/pod-delete.yaml" "$tmp/kwok-stages/"
+      "$src/kustomize/stage/pod/fast/pod-delete.yaml" "$src/kustomize/stage/volume/fast/pv-bind.yaml" \
+      "$src/kustomize/stage/volume/fast/pv-delete.yaml" "$src/kustomize/stage/volume/fast/pvc-provision.yaml" \
+      "$src/kustomize/stage/volume/fast/pvc-delete.yaml" "$tmp/kwok-stages/"
+    # The default StorageClass whose claims kwok's volume stages provision and bind.
+    cp "$src/kustomize/stage/volume/fast/storage-class.yaml" "$tmp/storage-class.yaml"
   ) >&2
   touch "$tmp/.complete"
   mkdir -p "$root/$key"
@@ -285,6 +289,7 @@ EOF
 
   local kc=(env KUBECONFIG="$dir/admin.kubeconfig" "$bin/kubectl")
   nodes_manifest | "${kc[@]}" apply -f - >&2 || fail_up "could not create the nodes"
+  "${kc[@]}" apply -f "$bin/storage-class.yaml" >&2 || fail_up "could not create the StorageClass"
   wait_for 120 "Ready nodes" "${kc[@]}" wait --for=condition=Ready node --all --timeout=5s \
     || fail_up "the nodes did not become Ready"
   # Bare Pods need the namespace's default ServiceAccount, which the controller-manager creates.

@@ -78,81 +78,12 @@ async fn apply_get_status_exec_cp_logs_tunnel_delete() {
     assert_eq!(code, 0);
     assert!(out.contains("kind: List"), "{out}");
 
-    let (code, out, err) = tycho(
-        &cluster,
-        &[
-            "exec",
-            "web",
-            "--",
-            "cat",
-            "/usr/share/nginx/html/index.html",
-        ],
-    )
-    .await;
-    assert_eq!((code, out.as_str()), (0, "Hello from apply\n"), "{err}");
-    let (code, _, _) = tycho(&cluster, &["exec", "web", "--", "sh", "-c", "exit 5"]).await;
-    assert_eq!(code, 5, "exec exits with the remote exit code");
-
-    let up = dir.path().join("up.txt");
-    std::fs::write(&up, "uploaded\n").unwrap();
-    let (code, _, err) = tycho(
-        &cluster,
-        &["cp", up.to_str().unwrap(), "web:/srv/new/up.txt"],
-    )
-    .await;
-    assert_eq!(code, 0, "{err}");
-    let down = dir.path().join("down.txt");
-    let (code, _, err) = tycho(
-        &cluster,
-        &["cp", "web:/srv/new/up.txt", down.to_str().unwrap()],
-    )
-    .await;
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read_to_string(&down).unwrap(), "uploaded\n");
-    let (code, _, err) = tycho(&cluster, &["cp", "web:/nope", down.to_str().unwrap()]).await;
-    assert_eq!(code, 1);
-    assert!(err.contains("no such file"), "{err}");
-
-    // tunnel: forwards until interrupted.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tycho"))
-        .args(["tunnel", "web", "80", "--kubeconfig"])
-        .arg(cluster.kubeconfig_path())
-        .args(["-n", &cluster.namespace])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim_start_matches("Forwarding from ")
-        .split(" -> ")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let (code, body) = common::http_get(addr, "/").await.unwrap();
-    assert_eq!((code, body.as_str()), (200, "Hello from apply\n"));
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert_eq!(child.wait().await.unwrap().code(), Some(130));
-
-    let (code, out, err) = tycho(&cluster, &["logs", "web", "--timestamps"]).await;
-    assert_eq!(code, 0, "{err}");
-    if cluster.is_emulator() {
-        assert!(out.contains("\"GET / HTTP/1.0\" 200"), "{out}");
+    if common::runs_containers(&cluster.client).await {
+        container_ops(&cluster, dir.path()).await;
     } else {
         common::skip(
             "apply_get_status_exec_cp_logs_tunnel_delete",
-            "the access-log line of the tunnelled request (a real nginx logs its own format) needs the API emulator",
+            "exec, cp, tunnel and logs need a kubelet that runs containers (this cluster's nodes are kwok fakes)",
         );
     }
 
@@ -217,4 +148,86 @@ async fn usage_errors_completions_and_man() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs the docker CLI"));
+}
+
+/// `exec`, `cp` both ways, `tunnel` and `logs` on System `web` (they need a kubelet that runs containers).
+async fn container_ops(cluster: &TestCluster, dir: &std::path::Path) {
+    let (code, out, err) = tycho(
+        cluster,
+        &[
+            "exec",
+            "web",
+            "--",
+            "cat",
+            "/usr/share/nginx/html/index.html",
+        ],
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (0, "Hello from apply\n"), "{err}");
+    let (code, _, _) = tycho(cluster, &["exec", "web", "--", "sh", "-c", "exit 5"]).await;
+    assert_eq!(code, 5, "exec exits with the remote exit code");
+
+    let up = dir.join("up.txt");
+    std::fs::write(&up, "uploaded\n").unwrap();
+    let (code, _, err) = tycho(
+        cluster,
+        &["cp", up.to_str().unwrap(), "web:/srv/new/up.txt"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let down = dir.join("down.txt");
+    let (code, _, err) = tycho(
+        cluster,
+        &["cp", "web:/srv/new/up.txt", down.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&down).unwrap(), "uploaded\n");
+    let (code, _, err) = tycho(cluster, &["cp", "web:/nope", down.to_str().unwrap()]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no such file"), "{err}");
+
+    // tunnel: forwards until interrupted.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tycho"))
+        .args(["tunnel", "web", "80", "--kubeconfig"])
+        .arg(cluster.kubeconfig_path())
+        .args(["-n", &cluster.namespace])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim_start_matches("Forwarding from ")
+        .split(" -> ")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (code, body) = common::http_get(addr, "/").await.unwrap();
+    assert_eq!((code, body.as_str()), (200, "Hello from apply\n"));
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().await.unwrap().code(), Some(130));
+
+    let (code, out, err) = tycho(cluster, &["logs", "web", "--timestamps"]).await;
+    assert_eq!(code, 0, "{err}");
+    if cluster.is_emulator() {
+        assert!(out.contains("\"GET / HTTP/1.0\" 200"), "{out}");
+    } else {
+        common::skip(
+            "apply_get_status_exec_cp_logs_tunnel_delete",
+            "the access-log line of the tunnelled request (a real nginx logs its own format) needs the API emulator",
+        );
+    }
+
 }

@@ -21,8 +21,11 @@ use tycho::controller::{self, ControllerConfig};
 use tycho::model::System;
 use tycho_emulator::{Emulator, EmulatorConfig, RequestRecord};
 
+mod kubelet;
 mod skip;
 mod wait;
+#[allow(unused_imports)]
+pub use kubelet::runs_containers;
 #[allow(unused_imports)]
 pub use skip::{SKIP_LOG_ENV, current_test, skip};
 pub use wait::{eventually, free_addr};

@@ -26,10 +26,14 @@ use kube::{Client, Config};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+#[path = "kubelet.rs"]
+mod kubelet;
 #[path = "skip.rs"]
 mod skip;
 #[path = "wait.rs"]
 mod wait;
+#[allow(unused_imports)]
+pub use kubelet::runs_containers;
 #[allow(unused_imports)]
 pub use skip::{SKIP_LOG_ENV, current_test, skip};
 pub use wait::{eventually, free_addr};
