@@ -5,7 +5,9 @@
 //! through a System's life: create, ready, scale, a child deleted by hand (drift), a session-owned System
 //! collected when its Lease is deleted, deletion. Every request it made, as the emulator's request log recorded
 //! it, must be allowed by the Roles and ClusterRoles the chart renders (tests/chart/snapshots), cluster-wide and
-//! namespaced. A permission the operator needs but the chart lacks fails here, not in a user's cluster.
+//! namespaced. A permission the operator needs but the chart lacks fails here, not in a user's cluster; and the
+//! other way round, a permission the chart grants must be used by these runs or carry a one-line reason in the
+//! chart (`unused:` lines of charts/tycho/templates/rbac.yaml), so that an over-grant fails here too.
 
 #[path = "chart/rbac.rs"]
 mod rbac;
@@ -18,7 +20,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResourceExt};
-use rbac::{Policy, Request, describe};
+use rbac::{Grant, Policy, Request, describe};
 use tycho::controller::{self, ControllerConfig};
 use tycho::leader::LeaderElector;
 use tycho::model::System;
@@ -257,11 +259,39 @@ async fn cluster_wide_chart_rbac_allows_every_call_the_operator_makes() {
     let requests = operator_requests(&["research"], Vec::new()).await;
     eprintln!("operator calls: {}", summary(&requests));
     let policy = Policy::for_service_account(&rbac::chart_snapshot("default"), RELEASE_NS, "tycho");
+    assert_every_grant_used_or_explained(&policy, &requests);
     let denied = policy.denied(requests);
     assert!(
         denied.is_empty(),
         "the chart's RBAC does not allow:\n{}",
         describe(&denied)
+    );
+}
+
+/// Every permission `policy` grants is used by `requests` or has its reason in the chart.
+fn assert_every_grant_used_or_explained(policy: &Policy, requests: &[Request]) {
+    assert!(
+        !policy.grants().is_empty(),
+        "the chart grants nothing to the ServiceAccount"
+    );
+    let unused = policy.unused(requests);
+    eprintln!(
+        "granted but unused by this run: {}",
+        unused
+            .iter()
+            .map(Grant::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let unexplained = rbac::unexplained(policy, requests);
+    assert!(
+        unexplained.is_empty(),
+        "the chart grants, the operator never used, and no `unused:` reason in charts/tycho/templates/rbac.yaml explains:\n{}",
+        unexplained
+            .iter()
+            .map(|g| format!("  - {g}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -280,6 +310,7 @@ async fn namespaced_chart_rbac_allows_every_call_the_operator_makes() {
     let leader = Policy::for_service_account(&rbac::chart_snapshot("default"), RELEASE_NS, "tycho");
     // rbac.readNodes is false there: the operator's periodic Node list is then refused, which it tolerates
     // (endpoints get no URL; src/controller/reconcile.rs `node_address`). Nothing else may be refused.
+    assert_every_grant_used_or_explained(&policy, &requests);
     let denied: Vec<Request> = policy
         .denied(requests)
         .into_iter()
@@ -322,10 +353,30 @@ fn the_checker_denies_what_the_chart_does_not_grant() {
             RELEASE_NS,
             "tycho",
         ),
-        r("get", "", "", "", "", ""),
+        Request::non_resource("get", "/apis/tycho.dev/v1alpha1"),
+        Request::non_resource("get", "/version"),
+        Request::non_resource("get", "/openapi/v3"),
     ] {
         assert!(default.allows(&req), "{req}");
     }
+    // Requests without a resource are classified, not waved through: only GETs of discovery and health.
+    for req in [
+        r("get", "", "", "", "", ""),
+        Request::non_resource("get", "/metrics"),
+        Request::non_resource("post", "/apis"),
+        Request::non_resource("get", "/logs/kube-apiserver.log"),
+    ] {
+        assert!(!default.allows(&req), "{req}");
+    }
+    // Both ways: what no request used is reported, and a request of a granted permission uses it.
+    let patch_deploy = r("patch", "apps", "deployments", "", "a", "web");
+    let unused = default.unused(std::slice::from_ref(&patch_deploy));
+    let grant = |s: &str| Grant::parse(s).expect("a grant");
+    assert!(!unused.contains(&grant("patch apps/deployments")));
+    assert!(unused.contains(&grant("delete apps/deployments")));
+    assert!(unused.contains(&grant("get apiextensions.k8s.io/customresourcedefinitions")));
+    assert!(!default.unused(&[]).is_empty());
+    assert_eq!(default.unused(&[]), default.grants());
     // Not granted anywhere: Secrets, other CRDs, deleting claims, a cluster-wide delete of Systems' children.
     for req in [
         r("get", "", "secrets", "", "a", "s"),

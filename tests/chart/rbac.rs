@@ -14,9 +14,15 @@
 //! Kubernetes RBAC: a ClusterRoleBinding grants everywhere, a RoleBinding in its namespace; a rule matches
 //! when verb, API group and resource (`resource/subresource` for subresources) are listed, and when it has
 //! `resourceNames`, only requests for one of those names (so never list, watch or create).
+//!
+//! Both ways: [`Policy::unused`] lists what the chart grants that no request used, and [`chart_reasons`] reads
+//! the one-line reasons the chart gives for grants the operator's test runs do not use (`unused:` lines in a
+//! template comment of charts/tycho/templates/rbac.yaml). A request without a resource is classified: a
+//! discovery or health path anyone may GET (the default `system:discovery` and `system:public-info-viewer`
+//! ClusterRoles), or denied.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -36,6 +42,8 @@ pub struct Request {
     pub namespace: String,
     /// Object name, or "".
     pub name: String,
+    /// URL path of a request without a resource (`/version`, `/apis/...`), or "".
+    pub path: String,
 }
 
 impl Request {
@@ -55,13 +63,44 @@ impl Request {
             subresource: sub.into(),
             namespace: namespace.into(),
             name: name.into(),
+            path: String::new(),
         }
     }
 
-    /// Whether this is a resource request (non-resource paths such as /version or /openapi/v3 are granted to
-    /// every authenticated user by the default `system:discovery` ClusterRole).
+    /// A request without a resource: `verb` (the lowercase HTTP method) on `path`.
+    pub fn non_resource(verb: &str, path: &str) -> Request {
+        let mut r = Request::new(verb, "", "", "", "", "");
+        r.path = path.into();
+        r
+    }
+
+    /// Whether this is a resource request (else see [`Request::is_public_non_resource`]).
     pub fn is_resource(&self) -> bool {
         !self.resource.is_empty()
+    }
+
+    /// Whether this request without a resource is one every authenticated user may make: a GET of a
+    /// discovery, OpenAPI, version or health path (the nonResourceURLs of the default `system:discovery` and
+    /// `system:public-info-viewer` ClusterRoles). Anything else without a resource — another path, another
+    /// verb, or no path at all — is not.
+    pub fn is_public_non_resource(&self) -> bool {
+        if self.is_resource() || self.verb != "get" {
+            return false;
+        }
+        let p = self.path.as_str();
+        matches!(
+            p,
+            "/api"
+                | "/apis"
+                | "/version"
+                | "/version/"
+                | "/healthz"
+                | "/livez"
+                | "/readyz"
+                | "/openapi"
+        ) || ["/api/", "/apis/", "/openapi/"]
+            .iter()
+            .any(|prefix| p.starts_with(prefix))
     }
 }
 
@@ -72,6 +111,14 @@ impl std::fmt::Display for Request {
         } else {
             &self.api_group
         };
+        if !self.is_resource() {
+            let path = if self.path.is_empty() {
+                "(no path)"
+            } else {
+                &self.path
+            };
+            return write!(f, "{} {path} (no resource)", self.verb);
+        }
         write!(f, "{} {}/{}", self.verb, group, self.resource)?;
         if !self.subresource.is_empty() {
             write!(f, "/{}", self.subresource)?;
@@ -89,6 +136,9 @@ impl std::fmt::Display for Request {
 
 impl From<&tycho_emulator::RequestRecord> for Request {
     fn from(r: &tycho_emulator::RequestRecord) -> Request {
+        if r.resource.is_empty() {
+            return Request::non_resource(&r.verb, &r.path);
+        }
         Request::new(
             &r.verb,
             &r.api_group,
@@ -192,7 +242,7 @@ impl Policy {
     /// Whether the ServiceAccount may make the request.
     pub fn allows(&self, req: &Request) -> bool {
         if !req.is_resource() {
-            return true;
+            return req.is_public_non_resource();
         }
         let namespaced = self
             .namespace_rules
@@ -210,6 +260,132 @@ impl Policy {
         let set: BTreeSet<Request> = requests.into_iter().filter(|r| !self.allows(r)).collect();
         set.into_iter().collect()
     }
+}
+
+/// One permission a rule grants: a verb on `group/resource` (`resource/subresource` for subresources).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Grant {
+    pub verb: String,
+    pub api_group: String,
+    pub resource: String,
+}
+
+impl std::fmt::Display for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.api_group.is_empty() {
+            "core"
+        } else {
+            &self.api_group
+        };
+        write!(f, "{} {}/{}", self.verb, group, self.resource)
+    }
+}
+
+impl Grant {
+    /// Parse `"<verb> <group>/<resource>"` (group `core` for the core group).
+    pub fn parse(s: &str) -> Option<Grant> {
+        let (verb, rest) = s.trim().split_once(' ')?;
+        let (group, resource) = rest.trim().split_once('/')?;
+        Some(Grant {
+            verb: verb.into(),
+            api_group: if group == "core" { "" } else { group }.into(),
+            resource: resource.into(),
+        })
+    }
+}
+
+impl Policy {
+    /// Every (verb, group, resource) some rule of this policy grants.
+    pub fn grants(&self) -> BTreeSet<Grant> {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|xs| {
+                    xs.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut out = BTreeSet::new();
+        let rules = self
+            .cluster_rules
+            .iter()
+            .chain(self.namespace_rules.iter().flat_map(|(_, r)| r.iter()));
+        for rule in rules {
+            for verb in strings(&rule["verbs"]) {
+                for group in strings(&rule["apiGroups"]) {
+                    for resource in strings(&rule["resources"]) {
+                        out.insert(Grant {
+                            verb: verb.clone(),
+                            api_group: group.clone(),
+                            resource,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// What the policy grants that none of `requests` used (the other way round from [`Policy::denied`]).
+    pub fn unused<'a, I: IntoIterator<Item = &'a Request>>(&self, requests: I) -> BTreeSet<Grant> {
+        let used: BTreeSet<Grant> = requests
+            .into_iter()
+            .filter(|r| r.is_resource() && self.allows(r))
+            .map(|r| Grant {
+                verb: r.verb.clone(),
+                api_group: r.api_group.clone(),
+                resource: if r.subresource.is_empty() {
+                    r.resource.clone()
+                } else {
+                    format!("{}/{}", r.resource, r.subresource)
+                },
+            })
+            .collect();
+        self.grants()
+            .into_iter()
+            .filter(|g| !used.contains(g))
+            .collect()
+    }
+}
+
+/// The chart's reasons for grants the operator's test runs do not use: the lines
+/// `unused: <verb> <group>/<resource>: <reason>` of charts/tycho/templates/rbac.yaml (in a template comment,
+/// so that nothing renders differently). Panics on a malformed line or an empty reason.
+pub fn chart_reasons() -> BTreeMap<Grant, String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/tycho/templates/rbac.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("unused:") else {
+            continue;
+        };
+        let (grant, reason) = rest
+            .split_once(": ")
+            .unwrap_or_else(|| panic!("{}: malformed line {line:?}", path.display()));
+        let grant = Grant::parse(grant)
+            .unwrap_or_else(|| panic!("{}: malformed grant in {line:?}", path.display()));
+        assert!(
+            !reason.trim().is_empty(),
+            "{}: no reason in {line:?}",
+            path.display()
+        );
+        out.insert(grant, reason.trim().to_string());
+    }
+    out
+}
+
+/// Grants of `policy` that none of `requests` used and the chart gives no reason for.
+pub fn unexplained<'a, I: IntoIterator<Item = &'a Request>>(
+    policy: &Policy,
+    requests: I,
+) -> Vec<Grant> {
+    let reasons = chart_reasons();
+    policy
+        .unused(requests)
+        .into_iter()
+        .filter(|g| !reasons.contains_key(g))
+        .collect()
 }
 
 /// One line per denied request, for assertion messages.
