@@ -14,6 +14,19 @@ use tycho::sdk::{ContainerSpec, Location, SessionOptions};
 
 const BOOT: Duration = Duration::from_secs(60);
 
+/// Whether to skip (after saying so): the cluster runs no containers (kwok's fake nodes), and what the test
+/// checks happens inside them (tunnels, exec, files, logs).
+async fn skip_without_containers(cluster: &TestCluster, test: &str) -> bool {
+    if common::runs_containers(&cluster.client).await {
+        return false;
+    }
+    common::skip(
+        test,
+        "tunnels, exec, files and logs need a kubelet that runs containers (this cluster's nodes are kwok fakes)",
+    );
+    true
+}
+
 async fn location(cluster: &TestCluster) -> Location {
     Location::from_client_with(
         cluster.client.clone(),
@@ -38,6 +51,10 @@ fn nginx_with_index(text: &str) -> ContainerSpec {
 #[tokio::test]
 async fn first_container_browser_flow() {
     let cluster = TestCluster::start().await;
+    if skip_without_containers(&cluster, "first_container_browser_flow").await {
+        cluster.cleanup().await;
+        return;
+    }
     let _controller = cluster.run_controller(|_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let (script, record) = common::browser_recorder(dir.path());
@@ -82,6 +99,10 @@ async fn first_container_browser_flow() {
 #[tokio::test]
 async fn preboot_files_put_and_fetch() {
     let cluster = TestCluster::start().await;
+    if skip_without_containers(&cluster, "preboot_files_put_and_fetch").await {
+        cluster.cleanup().await;
+        return;
+    }
     let _controller = cluster.run_controller(|_| {}).await;
     let location = location(&cluster).await;
     let container = location
@@ -138,6 +159,10 @@ async fn preboot_files_put_and_fetch() {
 #[tokio::test]
 async fn synchronous_and_asynchronous_processes() {
     let cluster = TestCluster::start().await;
+    if skip_without_containers(&cluster, "synchronous_and_asynchronous_processes").await {
+        cluster.cleanup().await;
+        return;
+    }
     let _controller = cluster.run_controller(|_| {}).await;
     let location = location(&cluster).await;
     let container = location
@@ -227,6 +252,10 @@ async fn synchronous_and_asynchronous_processes() {
 #[tokio::test]
 async fn sleeping_container_server_started_later() {
     let cluster = TestCluster::start().await;
+    if skip_without_containers(&cluster, "sleeping_container_server_started_later").await {
+        cluster.cleanup().await;
+        return;
+    }
     let _controller = cluster.run_controller(|_| {}).await;
     let location = location(&cluster).await;
     let container = location
@@ -282,6 +311,10 @@ async fn sleeping_container_server_started_later() {
 #[tokio::test]
 async fn logs_are_timestamped_and_follow() {
     let cluster = TestCluster::start().await;
+    if skip_without_containers(&cluster, "logs_are_timestamped_and_follow").await {
+        cluster.cleanup().await;
+        return;
+    }
     let _controller = cluster.run_controller(|_| {}).await;
     let location = location(&cluster).await;
     let container = location.spawn(nginx_with_index("logged")).await.unwrap();
@@ -334,6 +367,10 @@ async fn logs_are_timestamped_and_follow() {
 #[tokio::test]
 async fn ten_containers_sequentially_and_concurrently_each_serve_their_own_page() {
     let cluster = TestCluster::start().await;
+    if skip_without_containers(&cluster, "ten_containers_sequentially_and_concurrently_each_serve_their_own_page").await {
+        cluster.cleanup().await;
+        return;
+    }
     let _controller = cluster.run_controller(|_| {}).await;
     let location = location(&cluster).await;
     let t0 = Instant::now();
