@@ -1,11 +1,23 @@
-//! End-to-end benchmark of Tycho on the Kubernetes API emulator (run by hand, not in CI).
+//! End-to-end benchmark of Tycho on the Kubernetes API emulator, or on a real cluster given by its
+//! kubeconfig (run by hand, not in CI).
 //!
 //! ```text
 //! cargo bench --bench e2e -- [--systems 1000,10000] [--quick] [--rate 5,20] [--steady-secs 30]
 //!                            [--sessions 1000] [--lease-secs 10] [--nodes 50] [--pod-delay-ms 50]
 //!                            [--parallel 32] [--concurrency 8] [--touch 1000] [--timeout-secs 600]
 //!                            [--no-floor] [--no-steady] [--no-sessions]
+//!                            [--kubeconfig PATH] [--audit-log PATH]
 //! ```
+//!
+//! With `--kubeconfig PATH` (or `TYCHO_BENCH_KUBECONFIG`) every phase runs on that cluster instead of a
+//! fresh emulator: in a fresh namespace (deleted, and waited for, after the phase), with the CRD from
+//! `crds/` created or replaced, and `tycho controller --kubeconfig PATH --namespace NS` as the operator.
+//! The simulated-node options (`--nodes`, `--node-cpu`, `--node-memory`, `--pod-delay-ms`,
+//! `--watch-history`) do not apply there: the cluster's own nodes run the pods. The API calls of unchanged
+//! reconciles are counted from the API server's audit log (`--audit-log`, default `audit.log` beside the
+//! kubeconfig, as `hack/cluster.sh` writes it with `TYCHO_CLUSTER_AUDIT=1`) by the controller's
+//! User-Agent; without an audit log only the writes are known (the controller's own
+//! `tycho_api_writes_total`) and the reads are reported as n/a.
 //!
 //! The emulator (API server + simulated nodes, Deployment/ReplicaSet controllers, scheduler, kubelet)
 //! runs inside this process; the operator runs as a separate process (`tycho controller`, the binary of
@@ -33,7 +45,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -43,8 +55,13 @@ use axum::http::{HeaderValue, header};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -85,6 +102,12 @@ struct Args {
     floor: bool,
     steady: bool,
     session_phase: bool,
+    /// A real cluster to run on instead of the emulator (`--kubeconfig` or `TYCHO_BENCH_KUBECONFIG`).
+    kubeconfig: Option<PathBuf>,
+    /// The real API server's audit log (JSON lines), to count the controller's requests.
+    audit_log: Option<PathBuf>,
+    /// Simulated-node options given on the command line (ignored on a real cluster: said so).
+    sim_flags: Vec<String>,
 }
 
 impl Args {
@@ -109,6 +132,11 @@ impl Args {
             floor: true,
             steady: true,
             session_phase: true,
+            kubeconfig: std::env::var_os("TYCHO_BENCH_KUBECONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            audit_log: None,
+            sim_flags: Vec::new(),
         };
         let mut it = argv.into_iter();
         while let Some(flag) = it.next() {
@@ -116,6 +144,12 @@ impl Args {
                 it.next()
                     .ok_or_else(|| format!("{flag} needs a value").to_string())
             };
+            if matches!(
+                flag.as_str(),
+                "--nodes" | "--node-cpu" | "--node-memory" | "--pod-delay-ms" | "--watch-history"
+            ) {
+                a.sim_flags.push(flag.clone());
+            }
             match flag.as_str() {
                 "--quick" | "--bench" => {}
                 "--systems" => {
@@ -145,11 +179,24 @@ impl Args {
                 "--no-floor" => a.floor = false,
                 "--no-steady" => a.steady = false,
                 "--no-sessions" => a.session_phase = false,
+                "--kubeconfig" => a.kubeconfig = Some(PathBuf::from(value()?)),
+                "--audit-log" => a.audit_log = Some(PathBuf::from(value()?)),
                 other => return Err(format!("unknown argument {other}").into()),
             }
         }
         if a.parallel == 0 || a.rates.iter().any(|r| *r <= 0.0) || a.lease_secs == 0 {
             return Err("--parallel, --rate and --lease-secs must be positive".into());
+        }
+        if let Some(kc) = &a.kubeconfig {
+            if a.audit_log.is_none() {
+                let beside = kc
+                    .parent()
+                    .map(|d| d.join("audit.log"))
+                    .filter(|p| p.is_file());
+                a.audit_log = beside;
+            }
+        } else if a.audit_log.is_some() {
+            return Err("--audit-log needs --kubeconfig (the emulator has its own request log)".into());
         }
         Ok(a)
     }
@@ -340,8 +387,17 @@ struct Controller {
 }
 
 struct Cluster {
-    emu: Emulator,
+    /// The emulator of this phase; `None` on a real cluster.
+    emu: Option<Emulator>,
     client: Client,
+    /// The namespace of the phase's objects.
+    ns: String,
+    /// The kubeconfig the controller uses.
+    kubeconfig: PathBuf,
+    /// What runs the pods (for the report).
+    nodes: String,
+    /// The real API server's audit log, if there is one.
+    audit: Option<PathBuf>,
     controller: Option<Controller>,
 }
 
@@ -377,6 +433,13 @@ fn tail(path: &PathBuf) -> String {
 
 impl Cluster {
     async fn start(a: &Args, label: &str, with_controller: bool, n: usize) -> R<Cluster> {
+        match &a.kubeconfig {
+            Some(kc) => Self::start_real(a, kc, label, with_controller, n).await,
+            None => Self::start_emulator(a, label, with_controller, n).await,
+        }
+    }
+
+    async fn start_emulator(a: &Args, label: &str, with_controller: bool, n: usize) -> R<Cluster> {
         let nodes = a.nodes_for(n);
         let emu = Emulator::start(EmulatorConfig {
             port: 0,
@@ -410,30 +473,111 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let controller = if with_controller {
-            Some(Self::spawn_controller(a, &emu, label).await?)
-        } else {
-            None
-        };
-        Ok(Cluster {
-            emu,
+        let kubeconfig = emu.kubeconfig_path().to_path_buf();
+        let mut cl = Cluster {
+            emu: Some(emu),
             client,
-            controller,
-        })
+            ns: NS.to_string(),
+            kubeconfig,
+            nodes: format!("{nodes} simulated nodes"),
+            audit: None,
+            controller: None,
+        };
+        if with_controller {
+            cl.controller = Some(cl.spawn_controller(a, label).await?);
+        }
+        Ok(cl)
     }
 
-    async fn spawn_controller(a: &Args, emu: &Emulator, label: &str) -> R<Controller> {
+    /// A phase on a real cluster: a fresh namespace, the CRD from `crds/`, the controller limited to
+    /// the namespace.
+    async fn start_real(
+        a: &Args,
+        kubeconfig: &Path,
+        label: &str,
+        with_controller: bool,
+        n: usize,
+    ) -> R<Cluster> {
+        let client = real_client(kubeconfig).await?;
+        install_crd_file(&client).await?;
+        let ns = format!(
+            "bench-{}-{:06x}",
+            label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+                .collect::<String>(),
+            rand::random::<u32>() & 0xff_ffff
+        );
+        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await?;
+        // Bare pods need the namespace's default ServiceAccount (Deployments' pods too, at admission).
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+        let start = Instant::now();
+        while sas.get_opt("default").await?.is_none() {
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(format!("namespace {ns}: no default ServiceAccount within 60 s").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The Systems' resource must be served in the new namespace before anything is created.
+        let systems: Api<System> = Api::namespaced(client.clone(), &ns);
+        while systems.list(&ListParams::default().limit(1)).await.is_err() {
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err("the System CRD was not served within 60 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (ready_nodes, pods) = real_nodes(&client).await?;
+        if pods < n as u64 {
+            log(format!(
+                "  warning: the cluster's {ready_nodes} Ready nodes allocate {pods} pods, fewer than {n}"
+            ));
+        }
+        log(format!(
+            "  namespace {ns} on the real cluster ({ready_nodes} Ready nodes, {pods} pods allocatable)"
+        ));
+        let mut cl = Cluster {
+            emu: None,
+            client,
+            ns,
+            kubeconfig: kubeconfig.to_path_buf(),
+            nodes: format!("the cluster's {ready_nodes} nodes ({pods} pods allocatable)"),
+            audit: a.audit_log.clone(),
+            controller: None,
+        };
+        if with_controller {
+            match cl.spawn_controller(a, label).await {
+                Ok(c) => cl.controller = Some(c),
+                Err(e) => {
+                    cl.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(cl)
+    }
+
+    async fn spawn_controller(&self, a: &Args, label: &str) -> R<Controller> {
         let port = free_port()?;
         let log_path = std::env::temp_dir().join(format!("tycho-bench-controller-{label}.log"));
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tycho"))
-            .args([
-                "controller",
-                "--metrics-addr",
-                &format!("127.0.0.1:{port}"),
-                "--concurrency",
-                &a.concurrency.to_string(),
-            ])
-            .env("KUBECONFIG", emu.kubeconfig_path())
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tycho"));
+        cmd.args([
+            "controller",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            "--concurrency",
+            &a.concurrency.to_string(),
+        ]);
+        if self.emu.is_none() {
+            // A real cluster is shared by the phases (and maybe others): watch only this namespace.
+            cmd.arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["--namespace", &self.ns]);
+        }
+        let child = cmd
+            .env("KUBECONFIG", &self.kubeconfig)
             .env_remove("TYCHO_NAMESPACES")
             .env_remove("TYCHO_METRICS_ADDR")
             .env_remove("TYCHO_CONCURRENCY")
@@ -476,20 +620,31 @@ impl Cluster {
     }
 
     fn systems(&self) -> Api<System> {
-        Api::namespaced(self.client.clone(), NS)
+        Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    async fn reconciles(&self) -> R<f64> {
+    /// A counter of the controller's `/metrics` (`tycho_<name>`).
+    async fn metric(&self, name: &str) -> R<f64> {
         let port = self
             .controller
             .as_ref()
             .ok_or("no controller")?
             .metrics_port;
         let (_, body) = http_get(port, "/metrics").await?;
+        let prefix = format!("{name} ");
         body.lines()
-            .find_map(|l| l.strip_prefix("tycho_reconciles_total "))
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
             .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| "no tycho_reconciles_total in /metrics".into())
+            .ok_or_else(|| format!("no {name} in /metrics").into())
+    }
+
+    async fn reconciles(&self) -> R<f64> {
+        self.metric("tycho_reconciles_total").await
+    }
+
+    /// Write requests the controller's reconciles sent (its own counter; Events are not counted).
+    async fn writes(&self) -> R<f64> {
+        self.metric("tycho_api_writes_total").await
     }
 
     /// Peak and current RSS of the controller, in KiB.
@@ -517,7 +672,107 @@ impl Cluster {
             let _ = c.child.start_kill();
             let _ = c.child.wait().await;
         }
-        self.emu.shutdown().await;
+        match self.emu.take() {
+            Some(emu) => emu.shutdown().await,
+            None => delete_namespace(&self.client, &self.ns).await,
+        }
+    }
+}
+
+/// A client of the real cluster of `kubeconfig`, sending the benchmark's User-Agent.
+async fn real_client(kubeconfig: &Path) -> R<Client> {
+    let kc = Kubeconfig::read_from(kubeconfig)?;
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    cfg.headers
+        .push((header::USER_AGENT, HeaderValue::from_static(UA)));
+    Ok(Client::try_from(cfg)?)
+}
+
+/// Creates `crds/tycho.dev_systems.yaml`, or replaces the version installed, and waits until it is
+/// Established.
+async fn install_crd_file(client: &Client) -> R<()> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds/tycho.dev_systems.yaml");
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(&std::fs::read_to_string(&path)?)?;
+    let name = crd.metadata.name.clone().ok_or("the CRD file names no CRD")?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    match crds.get_opt(&name).await? {
+        None => {
+            crds.create(&PostParams::default(), &crd).await?;
+        }
+        Some(old) => {
+            let mut crd = crd;
+            crd.metadata.resource_version = old.metadata.resource_version;
+            crds.replace(&name, &PostParams::default(), &crd).await?;
+        }
+    }
+    let start = Instant::now();
+    loop {
+        let established = crds
+            .get(&name)
+            .await?
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err(format!("the CRD {name} was not Established within 60 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Ready nodes of a real cluster and the pods they allocate.
+async fn real_nodes(client: &Client) -> R<(usize, u64)> {
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    let ready: Vec<&Node> = nodes
+        .items
+        .iter()
+        .filter(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .collect();
+    let pods = ready
+        .iter()
+        .filter_map(|n| n.status.as_ref()?.allocatable.as_ref()?.get("pods"))
+        .filter_map(|q| q.0.parse::<u64>().ok())
+        .sum();
+    Ok((ready.len(), pods))
+}
+
+/// Deletes a phase's namespace and waits (up to 10 min) until it is gone, so that the next phase starts
+/// on a quiet cluster.
+async fn delete_namespace(client: &Client, ns: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let start = Instant::now();
+    if let Err(e) = api.delete(ns, &DeleteParams::background()).await {
+        log(format!("  could not delete namespace {ns}: {e}"));
+        return;
+    }
+    loop {
+        match api.get_opt(ns).await {
+            Ok(None) => {
+                log(format!(
+                    "  namespace {ns} deleted in {} (load {})",
+                    secs(start.elapsed()),
+                    load_average()
+                ));
+                return;
+            }
+            Ok(Some(_)) | Err(_) if start.elapsed() > Duration::from_secs(600) => {
+                log(format!("  namespace {ns} still terminating after 600 s; going on"));
+                return;
+            }
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
     }
 }
 
@@ -535,10 +790,16 @@ fn template() -> R<System> {
     Ok(systems.swap_remove(0))
 }
 
-fn make_system(template: &System, name: &str, cluster_ip: bool, session: Option<String>) -> System {
+fn make_system(
+    template: &System,
+    name: &str,
+    ns: &str,
+    cluster_ip: bool,
+    session: Option<String>,
+) -> System {
     let mut s = template.clone();
     s.metadata.name = Some(name.to_string());
-    s.metadata.namespace = Some(NS.to_string());
+    s.metadata.namespace = Some(ns.to_string());
     if cluster_ip {
         s.spec.expose = Expose::ClusterIP;
     }
@@ -619,16 +880,121 @@ fn is_write(verb: &str) -> bool {
     )
 }
 
-/// Waits until the controller and the simulated cluster are idle: no relevant request for `quiet`.
+fn call_name(verb: &str, resource: &str, subresource: &str) -> String {
+    if subresource.is_empty() {
+        format!("{verb} {resource}")
+    } else {
+        format!("{verb} {resource}/{subresource}")
+    }
+}
+
+/// The size of a file (0 when it does not exist).
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// The controller's completed requests (not watches) in the real API server's audit log since byte
+/// `offset`, as "verb resource[/subresource]": those whose User-Agent is `tycho-controller/…` and whose
+/// namespace is `ns` or none (cluster-scoped). Returns them and the offset after the last whole line.
+fn audit_calls(path: &Path, offset: u64, ns: &str) -> R<(Vec<String>, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    // Only whole lines: the server may be writing the last one.
+    let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let mut calls = Vec::new();
+    for line in buf[..end].split(|b| *b == b'\n') {
+        let Ok(ev) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        let verb = s(&ev["verb"]);
+        let namespace = s(&ev["objectRef"]["namespace"]);
+        if ev["stage"] != "ResponseComplete"
+            || verb == "watch"
+            || !s(&ev["userAgent"]).starts_with(CONTROLLER_UA)
+            || !(namespace.is_empty() || namespace == ns)
+        {
+            continue;
+        }
+        calls.push(call_name(
+            &verb,
+            &s(&ev["objectRef"]["resource"]),
+            &s(&ev["objectRef"]["subresource"]),
+        ));
+    }
+    Ok((calls, offset + end as u64))
+}
+
+/// How the controller's requests are observed on a real cluster.
+enum Observer {
+    /// The audit log, read on from `offset`; `seen` of the controller's calls so far.
+    Audit {
+        path: PathBuf,
+        offset: u64,
+        seen: u64,
+    },
+    /// No request log: the controller's own counters (reconciles + writes) tell whether it is busy.
+    Metrics,
+}
+
+impl Observer {
+    fn new(cl: &Cluster) -> Observer {
+        match &cl.audit {
+            Some(p) => Observer::Audit {
+                path: p.clone(),
+                offset: file_len(p),
+                seen: 0,
+            },
+            None => Observer::Metrics,
+        }
+    }
+
+    /// A number that grows whenever the controller sends requests.
+    async fn activity(&mut self, cl: &Cluster) -> R<u64> {
+        match self {
+            Observer::Audit { path, offset, seen } => {
+                let (calls, next) = audit_calls(path, *offset, &cl.ns)?;
+                *offset = next;
+                *seen += calls.len() as u64;
+                Ok(*seen)
+            }
+            Observer::Metrics => Ok((cl.reconciles().await? + cl.writes().await?) as u64),
+        }
+    }
+}
+
+/// Waits until the controller and the cluster are idle: on the emulator, no relevant request for
+/// `quiet`; on a real cluster, no request of the controller in the audit log (or, without one, no change
+/// of its reconcile and write counters) for `quiet`.
 async fn settle(cl: &Cluster, quiet: Duration, timeout: Duration) -> R<()> {
     let start = Instant::now();
-    cl.emu.clear_requests();
     let mut idle_since = Instant::now();
+    let Some(emu) = &cl.emu else {
+        let mut obs = Observer::new(cl);
+        let mut last = obs.activity(cl).await?;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = obs.activity(cl).await?;
+            if now != last {
+                last = now;
+                idle_since = Instant::now();
+            } else if idle_since.elapsed() >= quiet {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err("the controller did not settle".into());
+            }
+        }
+    };
+    emu.clear_requests();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let busy = cl.emu.requests().iter().any(relevant);
+        let busy = emu.requests().iter().any(relevant);
         if busy {
-            cl.emu.clear_requests();
+            emu.clear_requests();
             idle_since = Instant::now();
         } else if idle_since.elapsed() >= quiet {
             return Ok(());
@@ -642,33 +1008,20 @@ async fn settle(cl: &Cluster, quiet: Duration, timeout: Duration) -> R<()> {
 struct Unchanged {
     reconciles: f64,
     touched: usize,
-    by_call: BTreeMap<String, usize>,
-    reads: usize,
+    /// Calls by "verb resource"; `None` when no request log exists (real cluster without audit log).
+    by_call: Option<BTreeMap<String, usize>>,
+    /// Read calls; `None` as above.
+    reads: Option<usize>,
     writes: usize,
-    baseline: usize,
-    baseline_secs: f64,
+    /// What happened in the window without trigger.
+    baseline: String,
+    /// Where the counts come from.
+    source: String,
 }
 
-/// API calls of reconciles of unchanged Systems, triggered by a no-op annotation change of `touch` Systems.
-async fn unchanged_reconciles(cl: &Cluster, names: &[String], touch: usize) -> R<Unchanged> {
-    log("  waiting for the cluster to settle");
-    settle(cl, Duration::from_secs(3), Duration::from_secs(300)).await?;
-    // Baseline: what happens with no trigger at all.
-    cl.emu.clear_requests();
-    let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let baseline = cl.emu.requests().iter().filter(|r| relevant(r)).count();
-    let baseline_secs = t0.elapsed().as_secs_f64();
-
-    cl.emu.clear_requests();
-    let r0 = cl.reconciles().await?;
-    let api = cl.systems();
-    let touched: Vec<String> = names.iter().take(touch).cloned().collect();
-    let n = touched.len();
-    log(format!(
-        "  annotating {n} Ready Systems (metadata only: generation unchanged)"
-    ));
-    stream::iter(touched)
+/// Merge-patches a no-op annotation onto `names` (bumps `resourceVersion`, not `generation`).
+async fn touch_all(api: &Api<System>, names: Vec<String>) -> R<()> {
+    stream::iter(names)
         .map(|name| {
             let api = api.clone();
             async move {
@@ -680,6 +1033,11 @@ async fn unchanged_reconciles(cl: &Cluster, names: &[String], touch: usize) -> R
         .buffer_unordered(32)
         .try_collect::<Vec<_>>()
         .await?;
+    Ok(())
+}
+
+/// Waits until the controller has reconciled `n` more times than `r0`.
+async fn await_reconciles(cl: &Cluster, r0: f64, n: usize) -> R<()> {
     let start = Instant::now();
     while cl.reconciles().await? - r0 < n as f64 {
         if start.elapsed() > Duration::from_secs(300) {
@@ -687,12 +1045,38 @@ async fn unchanged_reconciles(cl: &Cluster, names: &[String], touch: usize) -> R
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(())
+}
+
+/// API calls of reconciles of unchanged Systems, triggered by a no-op annotation change of `touch` Systems.
+async fn unchanged_reconciles(cl: &Cluster, names: &[String], touch: usize) -> R<Unchanged> {
+    log("  waiting for the cluster to settle");
+    settle(cl, Duration::from_secs(3), Duration::from_secs(300)).await?;
+    let Some(emu) = &cl.emu else {
+        return unchanged_reconciles_real(cl, names, touch).await;
+    };
+    // Baseline: what happens with no trigger at all.
+    emu.clear_requests();
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let baseline = emu.requests().iter().filter(|r| relevant(r)).count();
+    let baseline_secs = t0.elapsed().as_secs_f64();
+
+    emu.clear_requests();
+    let r0 = cl.reconciles().await?;
+    let touched: Vec<String> = names.iter().take(touch).cloned().collect();
+    let n = touched.len();
+    log(format!(
+        "  annotating {n} Ready Systems (metadata only: generation unchanged)"
+    ));
+    touch_all(&cl.systems(), touched).await?;
+    await_reconciles(cl, r0, n).await?;
     // Let the last reconciles finish their calls: wait until no new relevant request for 3 s.
     let mut last = usize::MAX;
     let mut stable_since = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = cl.emu.requests().iter().filter(|r| relevant(r)).count();
+        let now = emu.requests().iter().filter(|r| relevant(r)).count();
         if now != last {
             last = now;
             stable_since = Instant::now();
@@ -703,7 +1087,7 @@ async fn unchanged_reconciles(cl: &Cluster, names: &[String], touch: usize) -> R
     let reconciles = cl.reconciles().await? - r0;
     let mut by_call = BTreeMap::new();
     let (mut reads, mut writes) = (0, 0);
-    let requests = cl.emu.requests();
+    let requests = emu.requests();
     // `tycho controller` names itself in its User-Agent: count exactly its requests when it does.
     let own_agent = requests
         .iter()
@@ -717,12 +1101,9 @@ async fn unchanged_reconciles(cl: &Cluster, names: &[String], touch: usize) -> R
         .iter()
         .filter(|r| relevant(r) && (!own_agent || r.user_agent.starts_with(CONTROLLER_UA)))
     {
-        let res = if r.subresource.is_empty() {
-            r.resource.clone()
-        } else {
-            format!("{}/{}", r.resource, r.subresource)
-        };
-        *by_call.entry(format!("{} {}", r.verb, res)).or_insert(0) += 1;
+        *by_call
+            .entry(call_name(&r.verb, &r.resource, &r.subresource))
+            .or_insert(0) += 1;
         if is_write(&r.verb) {
             writes += 1;
         } else {
@@ -732,12 +1113,99 @@ async fn unchanged_reconciles(cl: &Cluster, names: &[String], touch: usize) -> R
     Ok(Unchanged {
         reconciles,
         touched: n,
-        by_call,
-        reads,
+        by_call: Some(by_call),
+        reads: Some(reads),
         writes,
-        baseline,
-        baseline_secs,
+        baseline: format!("{baseline} calls in {baseline_secs:.0} s without trigger"),
+        source: if own_agent {
+            "the emulator's request log, by the controller's User-Agent".into()
+        } else {
+            "the emulator's request log, all but heartbeats and the benchmark's".into()
+        },
     })
+}
+
+/// [`unchanged_reconciles`] on a real cluster: counted from the audit log by the controller's
+/// User-Agent, or — without an audit log — only the writes, from the controller's own counter.
+async fn unchanged_reconciles_real(cl: &Cluster, names: &[String], touch: usize) -> R<Unchanged> {
+    let mut obs = Observer::new(cl);
+    let (r_base, w_base) = (cl.reconciles().await?, cl.writes().await?);
+    let a0 = obs.activity(cl).await?;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let a1 = obs.activity(cl).await?;
+    let baseline_secs = t0.elapsed().as_secs_f64();
+    let baseline = match obs {
+        Observer::Audit { .. } => {
+            format!("{} calls in {baseline_secs:.0} s without trigger", a1 - a0)
+        }
+        Observer::Metrics => format!(
+            "{} reconciles, {} writes in {baseline_secs:.0} s without trigger",
+            cl.reconciles().await? - r_base,
+            cl.writes().await? - w_base
+        ),
+    };
+
+    let audit_from = cl.audit.as_deref().map(|p| (p, file_len(p)));
+    let (r0, w0) = (cl.reconciles().await?, cl.writes().await?);
+    let touched: Vec<String> = names.iter().take(touch).cloned().collect();
+    let n = touched.len();
+    log(format!(
+        "  annotating {n} Ready Systems (metadata only: generation unchanged)"
+    ));
+    touch_all(&cl.systems(), touched).await?;
+    await_reconciles(cl, r0, n).await?;
+    // Let the last reconciles finish their calls.
+    let mut last = obs.activity(cl).await?;
+    let mut stable_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = obs.activity(cl).await?;
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if stable_since.elapsed() >= Duration::from_secs(3) {
+            break;
+        }
+    }
+    let reconciles = cl.reconciles().await? - r0;
+    let own_writes = (cl.writes().await? - w0).round() as usize;
+    match audit_from {
+        Some((path, offset)) => {
+            let (calls, _) = audit_calls(path, offset, &cl.ns)?;
+            let mut by_call = BTreeMap::new();
+            let (mut reads, mut writes) = (0, 0);
+            for c in calls {
+                if is_write(c.split(' ').next().unwrap_or_default()) {
+                    writes += 1;
+                } else {
+                    reads += 1;
+                }
+                *by_call.entry(c).or_insert(0) += 1;
+            }
+            Ok(Unchanged {
+                reconciles,
+                touched: n,
+                by_call: Some(by_call),
+                reads: Some(reads),
+                writes,
+                baseline,
+                source: format!(
+                    "the API server's audit log {}, by the controller's User-Agent (tycho_api_writes_total: {own_writes})",
+                    path.display()
+                ),
+            })
+        }
+        None => Ok(Unchanged {
+            reconciles,
+            touched: n,
+            by_call: None,
+            reads: None,
+            writes: own_writes,
+            baseline,
+            source: "the controller's tycho_api_writes_total (apply, delete, status, annotate; Events not counted); reads n/a: a real server without an audit log has no per-client request count".into(),
+        }),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -754,6 +1222,7 @@ struct Burst {
     rss_now_kib: Option<u64>,
     unchanged: Option<Unchanged>,
     load: String,
+    nodes: String,
 }
 
 async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
@@ -771,7 +1240,7 @@ async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
         let api = cl.systems();
         let (seen, watch) = track(api.clone(), system_ready);
         let systems: Vec<System> = (0..n)
-            .map(|i| make_system(tpl, &name_of("sys", i), cluster_ip, None))
+            .map(|i| make_system(tpl, &name_of("sys", i), &cl.ns, cluster_ip, None))
             .collect();
         let names: Vec<String> = systems.iter().map(ResourceExt::name_any).collect();
         let t0 = Instant::now();
@@ -819,6 +1288,7 @@ async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
             rss_now_kib: rss.map(|r| r.1),
             unchanged,
             load,
+            nodes: cl.nodes.clone(),
         })
     }
     .await;
@@ -838,20 +1308,21 @@ async fn floor(a: &Args, tpl: &System, n: usize) -> R<Floor> {
     log(format!(
         "floor: the rendered objects of {n} Systems (ConfigMap, Service, Deployment) with no operator"
     ));
-    let renderer = Renderer::new(RenderSettings::default())?;
-    // Render up front: the floor measures the API and the simulated cluster, not the templates.
-    let mut objects = Vec::with_capacity(n);
-    for i in 0..n {
-        let s = make_system(tpl, &name_of("sys", i), cluster_ip, None);
-        let r = renderer.render(&s)?;
-        let WorkloadObject::Deployment(d) = r.workload else {
-            return Err("the template renders a bare Pod, not a Deployment".into());
-        };
-        objects.push((r.config_map, r.service, *d));
-    }
     let cl = Cluster::start(a, &format!("floor-{n}"), false, n).await?;
     let result = async {
-        let deployments: Api<Deployment> = Api::namespaced(cl.client.clone(), NS);
+        let renderer = Renderer::new(RenderSettings::default())?;
+        // Render up front: the floor measures the API and the cluster, not the templates.
+        let mut objects = Vec::with_capacity(n);
+        for i in 0..n {
+            let s = make_system(tpl, &name_of("sys", i), &cl.ns, cluster_ip, None);
+            let r = renderer.render(&s)?;
+            let WorkloadObject::Deployment(d) = r.workload else {
+                return Err("the template renders a bare Pod, not a Deployment".into());
+            };
+            objects.push((r.config_map, r.service, *d));
+        }
+        let ns = cl.ns.clone();
+        let deployments: Api<Deployment> = Api::namespaced(cl.client.clone(), &ns);
         let (seen, watch) = track(deployments.clone(), deployment_ready);
         let names: Vec<String> = objects.iter().map(|o| o.2.name_any()).collect();
         let client = cl.client.clone();
@@ -859,17 +1330,18 @@ async fn floor(a: &Args, tpl: &System, n: usize) -> R<Floor> {
         stream::iter(objects)
             .map(|(cm, svc, d)| {
                 let client = client.clone();
+                let ns = ns.clone();
                 async move {
                     let pp = PostParams::default();
                     if let Some(cm) = cm {
-                        Api::namespaced(client.clone(), NS).create(&pp, &cm).await?;
+                        Api::namespaced(client.clone(), &ns).create(&pp, &cm).await?;
                     }
                     if let Some(svc) = svc {
-                        Api::namespaced(client.clone(), NS)
+                        Api::namespaced(client.clone(), &ns)
                             .create(&pp, &svc)
                             .await?;
                     }
-                    Api::<Deployment>::namespaced(client, NS)
+                    Api::<Deployment>::namespaced(client, &ns)
                         .create(&pp, &d)
                         .await?;
                     Ok::<_, kube::Error>(())
@@ -941,7 +1413,7 @@ async fn steady(a: &Args, tpl: &System, rate: f64) -> R<Steady> {
         let mut creates = Vec::with_capacity(total);
         for i in 0..total {
             tick.tick().await;
-            let s = make_system(tpl, &name_of("steady", i), false, None);
+            let s = make_system(tpl, &name_of("steady", i), &cl.ns, false, None);
             let api = api.clone();
             let sent = sent.clone();
             creates.push(tokio::spawn(async move {
@@ -1018,7 +1490,7 @@ async fn sessions(a: &Args, tpl: &System) -> R<Sessions> {
     ));
     let cl = Cluster::start(a, "sessions", true, n).await?;
     let result = async {
-        let leases: Api<Lease> = Api::namespaced(cl.client.clone(), NS);
+        let leases: Api<Lease> = Api::namespaced(cl.client.clone(), &cl.ns);
         let api = cl.systems();
         let (seen, watch) = track(api.clone(), system_ready);
         let lease_names: Vec<String> = (0..n).map(|i| name_of("lease", i)).collect();
@@ -1062,7 +1534,15 @@ async fn sessions(a: &Args, tpl: &System) -> R<Sessions> {
             })
         };
         let systems: Vec<System> = (0..n)
-            .map(|i| make_system(tpl, &name_of("sys", i), false, Some(name_of("lease", i))))
+            .map(|i| {
+                make_system(
+                    tpl,
+                    &name_of("sys", i),
+                    &cl.ns,
+                    false,
+                    Some(name_of("lease", i)),
+                )
+            })
             .collect();
         create_systems(&api, systems, a.parallel).await?;
         let ready = wait_for(
@@ -1174,21 +1654,21 @@ async fn scale(a: &Args, tpl: &System, n: usize, rep: &mut Report) {
         format!("Cold start, {label}: all Ready"),
         if complete {
             format!(
-                "{} → **{:.1} Systems/s** ({} nodes; creates sent in {}; {}; load {})",
+                "{} → **{:.1} Systems/s** ({}; creates sent in {}; {}; load {})",
                 secs(b.time),
                 rate(n, b.time),
-                a.nodes_for(n),
+                b.nodes,
                 secs(b.create_time),
                 b.curve,
                 b.load
             )
         } else {
             format!(
-                "**did not finish**: {}/{n} Ready after {} ({:.1} Systems/s; {} nodes; creates sent in {}; {}; load {})",
+                "**did not finish**: {}/{n} Ready after {} ({:.1} Systems/s; {}; creates sent in {}; {}; load {})",
                 b.ready,
                 secs(b.time),
                 rate(b.ready, b.time),
-                a.nodes_for(n),
+                b.nodes,
                 secs(b.create_time),
                 b.curve,
                 b.load
@@ -1213,16 +1693,18 @@ async fn scale(a: &Args, tpl: &System, n: usize, rep: &mut Report) {
     );
     if let Some(u) = b.unchanged {
         let per = |x: usize| x as f64 / u.reconciles.max(1.0);
+        let reads = u
+            .reads
+            .map_or("reads n/a".into(), |r| format!("{:.2} reads", per(r)));
         rep.row(
             format!("API calls per reconcile of an unchanged System ({label})"),
             format!(
-                "**{:.2} reads, {:.2} writes** ({} reconciles after {} no-op annotations; baseline {} calls in {:.0} s without trigger)",
-                per(u.reads),
+                "**{reads}, {:.2} writes** ({} reconciles after {} no-op annotations; baseline {}; counted from {})",
                 per(u.writes),
                 u.reconciles,
                 u.touched,
                 u.baseline,
-                u.baseline_secs
+                u.source
             ),
         );
         rep.calls.push((n, u));
@@ -1273,10 +1755,143 @@ async fn scale(a: &Args, tpl: &System, n: usize, rep: &mut Report) {
     }
 }
 
+/// What a real cluster is, checked once before the phases; and the ServiceCIDR the benchmark added.
+struct RealTarget {
+    describe: String,
+    added_cidr: bool,
+    client: Client,
+}
+
+/// The ServiceCIDRs (`networking.k8s.io/v1`) of a real cluster.
+fn service_cidrs(client: &Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("networking.k8s.io", "v1", "ServiceCIDR");
+    Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk))
+}
+
+/// ClusterIPs the IPv4 CIDRs of the cluster's ServiceCIDRs hold (network and broadcast excluded).
+async fn service_ips(client: &Client) -> R<u64> {
+    let list = service_cidrs(client).list(&ListParams::default()).await?;
+    let mut total = 0u64;
+    for o in list.items {
+        for cidr in o.data["spec"]["cidrs"].as_array().into_iter().flatten() {
+            let c = cidr.as_str().unwrap_or_default();
+            if let Some((ip, bits)) = c.split_once('/')
+                && ip.contains('.')
+                && let Ok(bits) = bits.parse::<u32>()
+                && bits <= 30
+            {
+                total += (1u64 << (32 - bits)) - 2;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Connects to the real cluster, describes it, says which options do not apply, and makes sure that it
+/// has a ClusterIP for each of the `services` Services a phase creates (a small service range, like the
+/// /24 of `hack/cluster.sh`, holds 254: the benchmark then adds a ServiceCIDR `tycho-bench` 10.96.0.0/16,
+/// and deletes it at the end).
+async fn prepare_real(a: &Args, kubeconfig: &Path, services: usize) -> R<RealTarget> {
+    let client = real_client(kubeconfig).await?;
+    let version = client.apiserver_version().await?;
+    let (nodes, pods) = real_nodes(&client).await?;
+    let server = Kubeconfig::read_from(kubeconfig)
+        .ok()
+        .and_then(|kc| kc.clusters.first()?.cluster.as_ref()?.server.clone())
+        .unwrap_or_else(|| "?".into());
+    log(format!(
+        "real cluster {server}: Kubernetes {}, {nodes} Ready nodes, {pods} pods allocatable",
+        version.git_version
+    ));
+    if !a.sim_flags.is_empty() {
+        log(format!(
+            "  {} only configure the emulator's simulated nodes: ignored on a real cluster",
+            a.sim_flags.join(", ")
+        ));
+    }
+    match &a.audit_log {
+        Some(p) => log(format!(
+            "  counting the controller's requests from the audit log {}",
+            p.display()
+        )),
+        None => log(
+            "  no audit log (TYCHO_CLUSTER_AUDIT=1 / --audit-log): API reads per reconcile are n/a, writes come from tycho_api_writes_total",
+        ),
+    }
+    let have = service_ips(&client).await?;
+    let mut added_cidr = false;
+    if have < services as u64 + 16 {
+        log(format!(
+            "  the cluster's ServiceCIDRs hold {have} ClusterIPs, fewer than the {services} Services of a phase: adding ServiceCIDR tycho-bench 10.96.0.0/16"
+        ));
+        let cidr: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "ServiceCIDR",
+            "metadata": {"name": "tycho-bench"},
+            "spec": {"cidrs": ["10.96.0.0/16"]}
+        }))?;
+        match service_cidrs(&client)
+            .create(&PostParams::default(), &cidr)
+            .await
+        {
+            Ok(_) => added_cidr = true,
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Wait until the new range is Ready (the allocator uses it only then).
+        let start = Instant::now();
+        loop {
+            let o = service_cidrs(&client).get("tycho-bench").await?;
+            let ready = o.data["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            if ready {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                log("  ServiceCIDR tycho-bench not Ready after 30 s; going on");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(RealTarget {
+        describe: format!(
+            "real control plane at {server} (Kubernetes {}; {nodes} Ready nodes, {pods} pods allocatable), a fresh namespace per phase, `tycho controller --namespace NS`; API calls counted from {}",
+            version.git_version,
+            a.audit_log.as_ref().map_or(
+                "the controller's own write counter (no audit log: reads n/a)".to_string(),
+                |p| format!("the audit log {}", p.display())
+            )
+        ),
+        added_cidr,
+        client,
+    })
+}
+
 async fn run(a: Args) -> R<()> {
     let tpl = template()?;
     let started = Instant::now();
     let load_start = load_average();
+    let most_services = a
+        .systems
+        .iter()
+        .copied()
+        .chain(a.session_phase.then_some(a.sessions))
+        .chain(
+            a.rates
+                .iter()
+                .filter(|_| a.steady)
+                .map(|r| (r * a.steady_secs as f64).round() as usize),
+        )
+        .max()
+        .unwrap_or(0);
+    let real = match &a.kubeconfig {
+        Some(kc) => Some(prepare_real(&a, kc, most_services).await?),
+        None => None,
+    };
     let mut rep = Report {
         rows: Vec::new(),
         calls: Vec::new(),
@@ -1350,20 +1965,34 @@ async fn run(a: Args) -> R<()> {
         scale(&a, &tpl, n, &mut rep).await;
     }
     let Report { rows, calls } = rep;
+    if let Some(r) = &real
+        && r.added_cidr
+    {
+        // Finalized by the API server once no Service holds one of its addresses (the namespaces are gone).
+        let _ = service_cidrs(&r.client)
+            .delete("tycho-bench", &DeleteParams::default())
+            .await;
+    }
 
+    let target = match &real {
+        Some(r) => format!(
+            "{} · simulated-node options (`--nodes`, `--node-cpu`, `--node-memory`, `--pod-delay-ms`, `--watch-history`) do not apply",
+            r.describe
+        ),
+        None => format!(
+            "emulator: max({}, ⌈N/100⌉) simulated nodes for N Systems (110 pods each) × {} CPU × {} · pod ready delay {} ms",
+            a.nodes, a.node_cpu, a.node_memory, a.pod_delay_ms
+        ),
+    };
     println!();
     println!("## Results");
     println!();
     println!(
-        "commit `{}` · {} CPUs · load average at start {} / at end {} · max({}, ⌈N/100⌉) simulated nodes for N Systems (110 pods each) × {} CPU × {} · pod ready delay {} ms · {} creates in flight · controller `--concurrency {}` · total {:.0} s",
+        "commit `{}` · {} CPUs · load average at start {} / at end {} · {target} · {} creates in flight · controller `--concurrency {}` · total {:.0} s",
         commit(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_start,
         load_average(),
-        a.nodes,
-        a.node_cpu,
-        a.node_memory,
-        a.pod_delay_ms,
         a.parallel,
         a.concurrency,
         started.elapsed().as_secs_f64()
@@ -1375,6 +2004,9 @@ async fn run(a: Args) -> R<()> {
         println!("| {k} | {v} |");
     }
     for (n, u) in &calls {
+        let Some(by_call) = &u.by_call else {
+            continue;
+        };
         println!();
         println!(
             "API calls of {} reconciles of unchanged Systems ({} Systems), by verb and resource (per reconcile):",
@@ -1384,7 +2016,7 @@ async fn run(a: Args) -> R<()> {
         println!();
         println!("| Call | Count | Per reconcile |");
         println!("|---|---|---|");
-        for (call, count) in &u.by_call {
+        for (call, count) in by_call {
             println!(
                 "| {call} | {count} | {:.2} |",
                 *count as f64 / u.reconciles.max(1.0)
