@@ -6,7 +6,9 @@
 //!
 //! Each round: the next resuming watch gets 410 Gone, every watch stream is dropped, and the Deployment is
 //! scaled at once (so that the ReplicaSet changes while some watcher of the simulator relists); the pods
-//! must then match the new replica count.
+//! must then match the new replica count. Each round also confirms that the faults landed: the forced 410
+//! was served (the emulator's fault flag was taken by a resuming watch) and the simulator relisted (a
+//! `list` in the request log).
 
 #[path = "common/process.rs"]
 mod process;
@@ -69,6 +71,7 @@ async fn the_simulated_cluster_recovers_from_dropped_watches_and_410s() {
     assert!(converged(1).await, "the Deployment never ran");
     for round in 0..20 {
         let want = 1 + (round % 2) + 1; // 2, 3, 2, 3, ...
+        e.clear_requests().await;
         e.set_faults(json!({ "forceGone": true, "dropWatches": true }))
             .await;
         deployments
@@ -94,6 +97,41 @@ async fn the_simulated_cluster_recovers_from_dropped_watches_and_410s() {
                  not follow within 15 s.\nDeployment status: {st:?}\npods: {names:?}"
             );
         }
+        let served = eventually(Duration::from_secs(15), || async {
+            (e.faults().await["forceGone"] == json!(false)).then_some(())
+        })
+        .await;
+        assert!(
+            served.is_some(),
+            "round {round}: the forced 410 was never served (no watch resumed): {}",
+            e.faults().await
+        );
+        // The watcher that got the 410 starts over: its resource sees a second watch (or list) by the
+        // simulator after the drop (the re-watch may wait out the watcher's backoff).
+        let restarted = || async {
+            let log = e.requests().await;
+            let mut per_resource = std::collections::BTreeMap::<String, usize>::new();
+            for r in &log {
+                let by_sim = r["userAgent"]
+                    .as_str()
+                    .is_some_and(|ua| ua.starts_with("tycho-emulator-sim/"));
+                if by_sim && (r["verb"] == "watch" || r["verb"] == "list") {
+                    *per_resource
+                        .entry(r["resource"].as_str().unwrap_or_default().to_string())
+                        .or_default() += 1;
+                }
+            }
+            per_resource
+        };
+        let relisted = eventually(Duration::from_secs(15), || async {
+            restarted().await.values().any(|n| *n >= 2).then_some(())
+        })
+        .await;
+        assert!(
+            relisted.is_some(),
+            "round {round}: no watcher of the simulator started over after the 410; watches and lists per resource: {:?}",
+            restarted().await
+        );
     }
     e.cleanup().await;
 }

@@ -2,11 +2,18 @@
 //! dies without a word (its task aborted, as a killed pod), the standby takes over within the lease duration
 //! plus a retry period; when the leader stops gracefully it releases the Lease and the standby takes over at
 //! its next retry.
+//!
+//! Timing is judged from the Lease's versions as a watch receives them (the holder's last `renewTime`, the new
+//! holder's `acquireTime`, both stamped by this process's clock), not from stopwatches; waits are generous.
 
 use std::future::pending;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use k8s_openapi::api::coordination::v1::Lease;
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -16,6 +23,85 @@ use tycho_emulator::{Emulator, EmulatorConfig};
 const LEASE: Duration = Duration::from_secs(2);
 const RENEW: Duration = Duration::from_millis(1500);
 const RETRY: Duration = Duration::from_millis(250);
+/// Generous limit for anything that must happen eventually on a loaded machine.
+const WAIT: Duration = Duration::from_secs(60);
+/// Generous bound on how late a takeover may come after it became possible.
+const LATE: Duration = Duration::from_secs(10);
+
+/// Every version of the Lease `name` in `default`, as a watch receives them.
+fn lease_history(client: &Client, name: &str) -> (Arc<Mutex<Vec<Lease>>>, JoinHandle<()>) {
+    let history: Arc<Mutex<Vec<Lease>>> = Arc::default();
+    let (h, name) = (history.clone(), name.to_string());
+    let api = Api::<Lease>::namespaced(client.clone(), "default");
+    let task = tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
+        while let Some(ev) = events.next().await {
+            if let Ok(watcher::Event::Apply(l) | watcher::Event::InitApply(l)) = ev
+                && l.metadata.name.as_deref() == Some(name.as_str())
+            {
+                h.lock().expect("history lock").push(l);
+            }
+        }
+    });
+    (history, task)
+}
+
+fn holder_of(l: &Lease) -> Option<&str> {
+    l.spec.as_ref()?.holder_identity.as_deref()
+}
+
+fn micros(t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime>) -> Option<i64> {
+    t.as_ref().map(|t| t.0.as_microsecond())
+}
+
+fn describe(history: &Mutex<Vec<Lease>>) -> String {
+    history
+        .lock()
+        .expect("history lock")
+        .iter()
+        .map(|l| {
+            let s = l.spec.clone().unwrap_or_default();
+            format!(
+                "holder={:?} acquire={:?} renew={:?} duration={:?}",
+                s.holder_identity,
+                micros(&s.acquire_time),
+                micros(&s.renew_time),
+                s.lease_duration_seconds
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Wait until the watch has received a version held by `who`.
+async fn wait_seen(history: &Mutex<Vec<Lease>>, who: &str) {
+    let start = Instant::now();
+    while !history
+        .lock()
+        .expect("history lock")
+        .iter()
+        .any(|l| holder_of(l) == Some(who))
+    {
+        assert!(
+            start.elapsed() < WAIT,
+            "the watch never saw {who} hold the Lease: {}",
+            describe(history)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The last `renewTime` `who` wrote, and the `acquireTime` of the first version held by `next` after it.
+fn handover(history: &Mutex<Vec<Lease>>, who: &str, next: &str) -> Option<(i64, i64)> {
+    let versions = history.lock().expect("history lock").clone();
+    let last = versions.iter().rposition(|l| holder_of(l) == Some(who))?;
+    let renewed = micros(&versions[last].spec.as_ref()?.renew_time)?;
+    let acquired = versions[last..]
+        .iter()
+        .find(|l| holder_of(l) == Some(next))
+        .and_then(|l| micros(&l.spec.as_ref()?.acquire_time))?;
+    Some((renewed, acquired))
+}
 
 async fn emulator() -> (Emulator, Client) {
     let emu = Emulator::start(EmulatorConfig {
@@ -69,6 +155,7 @@ async fn holder(client: &Client, lease: &str) -> (Option<String>, Option<i32>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_and_a_standby_takes_over_when_it_dies() {
     let (emu, client) = emulator().await;
+    let (history, watching) = lease_history(&client, "tycho-test");
     let (mut rx_a, task_a) = candidate(elector(&client, "tycho-test", "replica-a"));
     let (mut rx_b, task_b) = candidate(elector(&client, "tycho-test", "replica-b"));
 
@@ -78,10 +165,7 @@ async fn one_leader_and_a_standby_takes_over_when_it_dies() {
         if *rx_a.borrow() || *rx_b.borrow() {
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "nobody acquired the Lease"
-        );
+        assert!(start.elapsed() < WAIT, "nobody acquired the Lease");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // And only one, for several lease durations of renewals.
@@ -104,24 +188,32 @@ async fn one_leader_and_a_standby_takes_over_when_it_dies() {
 
     // The leader dies without releasing anything.
     leader_task.abort();
-    let killed = Instant::now();
-    let took = wait_for(standby_rx, LEASE + RETRY * 2 + Duration::from_secs(2))
-        .await
-        .expect("the standby never took over");
-    let took_total = killed.elapsed();
+    assert!(
+        wait_for(standby_rx, WAIT).await.is_some(),
+        "the standby never took over: {}",
+        describe(&history)
+    );
+    wait_seen(&history, standby_id).await;
+    watching.abort();
+    // Not before the Lease expired (the standby judges from when it saw the last renewal, which is no
+    // earlier than the renewTime the leader stamped), and not much after.
+    let (renewed, acquired) = handover(&history, leader_id, standby_id)
+        .unwrap_or_else(|| panic!("no handover in the Lease's history: {}", describe(&history)));
+    let late = acquired - (renewed + LEASE.as_micros() as i64);
     eprintln!(
-        "standby took over {took_total:?} after the leader died (lease {LEASE:?}, retry {RETRY:?})"
+        "MEASURE standby acquired {:+.3} s after the dead leader's Lease expired (lease {LEASE:?}, retry {RETRY:?})",
+        late as f64 / 1e6
     );
-    assert!(took <= took_total);
-    // Not before the Lease could have expired (the dead leader renewed at most one retry period before dying)…
     assert!(
-        took_total >= LEASE - RETRY * 2,
-        "took over too early: {took_total:?}"
+        late >= 0,
+        "took over {:.3} s before the Lease expired: {}",
+        -late as f64 / 1e6,
+        describe(&history)
     );
-    // …and within the lease duration plus a (jittered) retry period, with scheduling slack.
     assert!(
-        took_total <= LEASE + RETRY * 2 + Duration::from_secs(1),
-        "too slow: {took_total:?}"
+        late <= (RETRY * 2 + LATE).as_micros() as i64,
+        "took over {:.3} s after the Lease expired",
+        late as f64 / 1e6
     );
     let (holder_id, transitions) = holder(&client, "tycho-test").await;
     assert_eq!(holder_id.as_deref(), Some(standby_id));
@@ -133,41 +225,99 @@ async fn one_leader_and_a_standby_takes_over_when_it_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_leader_releases_and_the_standby_takes_over_at_once() {
     let (emu, client) = emulator().await;
-    let first = elector(&client, "tycho-release", "replica-a");
+    // A long Lease: a takeover before it could have expired can only come from the release.
+    let long = Duration::from_secs(10);
+    let elector = |id: &str| {
+        LeaderElector::new(
+            client.clone(),
+            "default",
+            "tycho-release",
+            id,
+            long,
+            RENEW,
+            RETRY,
+        )
+        .expect("an elector")
+    };
+    let (history, watching) = lease_history(&client, "tycho-release");
+    let first = elector("replica-a");
     let mut first_rx = first.subscribe();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let first_task = tokio::spawn(first.run_until_lost(async move {
         let _ = stop_rx.await;
         "done"
     }));
-    assert!(
-        wait_for(&mut first_rx, Duration::from_secs(5))
-            .await
-            .is_some()
-    );
+    assert!(wait_for(&mut first_rx, WAIT).await.is_some());
 
-    let (mut second_rx, second_task) = candidate(elector(&client, "tycho-release", "replica-b"));
-    tokio::time::sleep(LEASE).await;
+    let (mut second_rx, second_task) = candidate(elector("replica-b"));
+    // Three renewals by the leader seen by the watch, and the standby never led meanwhile.
+    let renewals = || {
+        history
+            .lock()
+            .expect("history lock")
+            .iter()
+            .filter(|l| holder_of(l) == Some("replica-a"))
+            .count()
+    };
+    let seen = renewals();
+    let start = Instant::now();
+    while renewals() < seen + 3 {
+        assert!(
+            !*second_rx.borrow(),
+            "the standby must not lead while the leader renews: {}",
+            describe(&history)
+        );
+        assert!(
+            start.elapsed() < WAIT,
+            "no renewals: {}",
+            describe(&history)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         !*second_rx.borrow(),
         "the standby must not lead while the leader renews"
     );
 
     stop_tx.send(()).unwrap();
-    let stopped = Instant::now();
     assert_eq!(first_task.await.unwrap().unwrap(), "done");
     assert!(
         !*first_rx.borrow(),
         "a released leader no longer reports leading"
     );
-    let took = wait_for(&mut second_rx, LEASE)
-        .await
-        .expect("no takeover after release");
-    let total = stopped.elapsed();
-    eprintln!("takeover {total:?} after a graceful release (wait {took:?})");
     assert!(
-        total < Duration::from_secs(1) + RETRY * 2,
-        "a released Lease is free at the next retry: {total:?}"
+        wait_for(&mut second_rx, WAIT).await.is_some(),
+        "no takeover after release: {}",
+        describe(&history)
+    );
+    wait_seen(&history, "replica-b").await;
+    watching.abort();
+    // The release (holder cleared) came first, then the standby's acquisition — long before the leader's
+    // last renewal would have expired.
+    let versions = history.lock().expect("history lock").clone();
+    let released = versions
+        .iter()
+        .position(|l| holder_of(l).is_none())
+        .unwrap_or_else(|| panic!("no release in the Lease's history: {}", describe(&history)));
+    let acquired_at = versions
+        .iter()
+        .position(|l| holder_of(l) == Some("replica-b"))
+        .unwrap_or_else(|| panic!("no acquisition: {}", describe(&history)));
+    assert!(
+        released < acquired_at,
+        "acquired before the release: {}",
+        describe(&history)
+    );
+    let (renewed, acquired) = handover(&history, "replica-a", "replica-b")
+        .unwrap_or_else(|| panic!("no handover: {}", describe(&history)));
+    eprintln!(
+        "MEASURE takeover {:.3} s after the leader's last renewal (lease {long:?}, retry {RETRY:?})",
+        (acquired - renewed) as f64 / 1e6
+    );
+    assert!(
+        acquired < renewed + long.as_micros() as i64,
+        "the standby waited for the Lease to expire instead of taking the released one: {}",
+        describe(&history)
     );
     assert_eq!(
         holder(&client, "tycho-release").await.0.as_deref(),
@@ -183,7 +333,7 @@ async fn a_leader_that_cannot_renew_steps_down_before_anyone_can_take_over() {
     let e = elector(&client, "tycho-stepdown", "replica-a");
     let mut rx = e.subscribe();
     let task = tokio::spawn(e.run_until_lost(pending::<()>()));
-    assert!(wait_for(&mut rx, Duration::from_secs(5)).await.is_some());
+    assert!(wait_for(&mut rx, WAIT).await.is_some());
 
     // Someone else overwrites the Lease (e.g. an operator deleted and recreated it): the leader must notice at its
     // next renewal and stop, rather than keep reconciling beside a new holder.
@@ -195,10 +345,24 @@ async fn a_leader_that_cannot_renew_steps_down_before_anyone_can_take_over() {
     api.replace("tycho-stepdown", &Default::default(), &l)
         .await
         .unwrap();
-    let result = tokio::time::timeout(RENEW + RETRY * 2, task)
+    emu.clear_requests();
+    let result = tokio::time::timeout(WAIT, task)
         .await
         .expect("the leader kept going")
         .unwrap();
+    // It stepped down without writing the Lease again: the log saw it read the Lease, and no write.
+    let log = emu.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.resource == "leases" && r.verb == "get"),
+        "the leader's read of the Lease is in the log: {log:?}"
+    );
+    assert!(
+        !log.iter().any(|r| r.resource == "leases"
+            && r.code < 300
+            && matches!(r.verb.as_str(), "update" | "patch" | "create")),
+        "the leader wrote the Lease after it was taken: {log:?}"
+    );
     match result {
         Err(LeaderError::Lost { reason, .. }) => assert!(reason.contains("intruder"), "{reason}"),
         other => panic!("expected Lost, got {other:?}"),

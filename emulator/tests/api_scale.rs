@@ -12,8 +12,8 @@ use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
 /// 10,000 ConfigMaps: concurrent creates, a full list, a paged list (limit=500 + continue) and
-/// a label-selected list all return consistent results in bounded time, and four concurrent
-/// watches each see every creation.
+/// a label-selected list all return consistent results, and four concurrent
+/// watches each see every creation. The timings are printed (`MEASURE`), not asserted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_objects() {
     const N: usize = 10_000;
@@ -94,13 +94,12 @@ async fn ten_thousand_objects() {
         assert_eq!(n, N);
     }
     eprintln!(
-        "{N} creates: {:.1}s ({:.0}/s); full list {:?}; paged list {:?}; selector list {:?}",
+        "MEASURE {N} creates: {:.1}s ({:.0}/s); full list {:?}; paged list {:?}; selector list {:?}",
         create.as_secs_f64(),
         N as f64 / create.as_secs_f64(),
         full,
         paged_t,
         sel
     );
-    assert!(create < Duration::from_secs(120));
     emu.shutdown().await;
 }

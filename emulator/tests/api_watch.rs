@@ -309,17 +309,41 @@ async fn watcher_recovers_from_dropped_streams_and_forced_gone() {
         .await
         .unwrap();
     wait_for("a", &mut w).await;
+    let lists = |log: &[tycho_emulator::RequestRecord]| {
+        log.iter()
+            .filter(|r| r.verb == "list" && r.resource == "configmaps")
+            .count()
+    };
+    let watches = |log: &[tycho_emulator::RequestRecord]| {
+        log.iter()
+            .filter(|r| r.verb == "watch" && r.resource == "configmaps")
+            .count()
+    };
+    // A dropped stream: the watcher watches again from where it was (a new watch, no relist).
+    emu.clear_requests();
     emu.faults().drop_watches();
     api.create(&PostParams::default(), &cm("b", json!({})))
         .await
         .unwrap();
     wait_for("b", &mut w).await;
+    let log = emu.requests();
+    assert!(watches(&log) >= 1, "no new watch after the drop: {log:?}");
+    assert_eq!(lists(&log), 0, "a dropped stream needs no relist: {log:?}");
+    // A forced 410 Gone on the resumed watch: the fault is taken (the 410 was served, as an ERROR event
+    // of the watch as a real API server sends it) and the watcher relists.
+    emu.clear_requests();
     emu.faults().force_gone_next_watch();
     emu.faults().drop_watches();
     api.create(&PostParams::default(), &cm("c", json!({})))
         .await
         .unwrap();
     wait_for("c", &mut w).await;
+    assert!(
+        !emu.faults().spec().force_gone,
+        "the forced 410 was never served"
+    );
+    let log = emu.requests();
+    assert!(lists(&log) >= 1, "no relist after the 410: {log:?}");
     emu.shutdown().await;
 }
 

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Path, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use futures::{AsyncBufReadExt, StreamExt};
+use futures::{AsyncBufReadExt, FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams, LogParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -180,21 +180,33 @@ async fn exec_streams_a_long_running_process() {
         .stderr(false);
     let t0 = std::time::Instant::now();
     let mut p = pods
-        .exec("web", ["sh", "-c", "echo first; sleep 1; echo second"], &ap)
+        .exec("web", ["sh", "-c", "echo first; sleep 3; echo second"], &ap)
         .await
         .unwrap();
+    let mut status = Box::pin(p.take_status().expect("the exec's status channel"));
     let mut out = p.stdout().unwrap();
     let mut buf = [0u8; 64];
     let n = out.read(&mut buf).await.unwrap();
+    // Streamed: the first line arrives on its own, while the process still runs (its exit status has not
+    // come yet). Only a stall of the whole 3 s sleep could break this.
     assert_eq!(&buf[..n], b"first\n");
     assert!(
-        t0.elapsed() < Duration::from_millis(900),
-        "first line must arrive before the sleep ends"
+        (&mut status).now_or_never().is_none(),
+        "the process had ended before its first line was read"
     );
     let mut rest = String::new();
     out.read_to_string(&mut rest).await.unwrap();
     assert_eq!(rest, "second\n");
-    assert!(t0.elapsed() >= Duration::from_secs(1));
+    let st = tokio::time::timeout(Duration::from_secs(60), status)
+        .await
+        .expect("the exec's status arrives");
+    assert_eq!(
+        st.and_then(|s| s.status).as_deref(),
+        Some("Success"),
+        "exit status"
+    );
+    // The sleep is real: the process cannot have ended sooner.
+    assert!(t0.elapsed() >= Duration::from_secs(3));
 }
 
 #[tokio::test]

@@ -597,10 +597,11 @@ fn crd_schema_cel_errors() {
     );
 }
 
-/// The compiled-schema cache returns the same compilation for the same schema, and many
-/// validations run quickly (the emulator validates thousands of objects).
+/// The compiled-schema cache returns the same compilation for the same schema, and validating many objects
+/// with it keeps judging each one (the emulator validates thousands). How long one validation takes is
+/// printed (`MEASURE`), not asserted: a debug build on a loaded machine says nothing about it.
 #[test]
-fn cache_and_speed() {
+fn cache_and_many_validations() {
     let s = crd_schema(
         json!({"type":"object","properties":{"replicas":{"type":"integer","minimum":0},
         "name":{"type":"string","pattern":"^[a-z]+$"}},
@@ -610,16 +611,28 @@ fn cache_and_speed() {
     let b = compiled(&s);
     assert!(Arc::ptr_eq(&a, &b));
     let start = std::time::Instant::now();
+    let mut rejected = 0;
     for i in 0..1000 {
-        validate_custom_resource(
+        // Every tenth breaks the CEL rule (replicas < 100).
+        let replicas = if i % 10 == 9 { 100 + i } else { i % 50 };
+        match validate_custom_resource(
             &s,
-            obj(json!({"replicas":i % 50,"name":"abc"})),
+            obj(json!({"replicas": replicas,"name":"abc"})),
             None,
             UnknownFields::Strict,
-        )
-        .unwrap();
+        ) {
+            Ok(_) => assert!(replicas < 100, "replicas {replicas} accepted"),
+            Err(e) => {
+                assert!(replicas >= 100, "replicas {replicas} rejected: {e:?}");
+                rejected += 1;
+            }
+        }
     }
+    assert_eq!(rejected, 100);
+    assert!(
+        Arc::ptr_eq(&a, &compiled(&s)),
+        "still the cached compilation"
+    );
     let per = start.elapsed() / 1000;
-    eprintln!("validate_custom_resource: {per:?} per object");
-    assert!(per < std::time::Duration::from_millis(5));
+    eprintln!("MEASURE validate_custom_resource: {per:?} per object");
 }
