@@ -798,6 +798,27 @@ pub fn validate_metadata(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
             "Invalid value: labels must be a map of strings",
         ));
     }
+    // ValidateFinalizers: a qualified name, and (ValidateObjectMeta) a standard finalizer or a
+    // fully qualified (domain/name) one.
+    if let Some(fins) = meta["finalizers"].as_array() {
+        for (i, f) in fins.iter().enumerate() {
+            let f = f.as_str().unwrap_or_default();
+            if !is_label_key(f) {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    "metadata.finalizers",
+                    format!("Invalid value: \"{f}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"),
+                ));
+            }
+            if !f.contains('/') && !matches!(f, "kubernetes" | "orphan" | "foregroundDeletion") {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    &format!("metadata.finalizers[{i}]"),
+                    format!("Invalid value: \"{f}\": name is neither a standard finalizer name nor is it fully qualified"),
+                ));
+            }
+        }
+    }
     if let Some(ann) = meta["annotations"].as_object() {
         let total: usize = ann
             .iter()
@@ -902,6 +923,27 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
         ("", "Pod") => {
             if let Some(spec) = obj.get_mut("spec") {
                 default_pod_spec(spec);
+                // SetDefaults_Pod (not the pod templates').
+                if let Some(m) = spec.as_object_mut() {
+                    default_field(m, "enableServiceLinks", json!(true));
+                }
+            }
+        }
+        ("", "Namespace") => {
+            // The namespace's own name label (kube-apiserver's defaulting sets it).
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if !name.is_empty()
+                && let Some(meta) = obj_mut(obj, "metadata")
+            {
+                let labels = meta
+                    .entry("labels".to_string())
+                    .or_insert_with(|| json!({}));
+                if let Some(l) = labels.as_object_mut() {
+                    l.insert("kubernetes.io/metadata.name".into(), json!(name));
+                }
             }
         }
         ("apps", "Deployment") | ("apps", "ReplicaSet") => {
@@ -964,6 +1006,23 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
         ("", "Secret") => {
             if let Some(m) = obj.as_object_mut() {
                 default_field(m, "type", json!("Opaque"));
+                // stringData is write-only: merged into data (base64) and dropped.
+                if let Some(Value::Object(sd)) = m.remove("stringData") {
+                    use base64::Engine as _;
+                    let data = m.entry("data".to_string()).or_insert_with(|| json!({}));
+                    if data.is_null() {
+                        *data = json!({});
+                    }
+                    if let Some(d) = data.as_object_mut() {
+                        for (k, v) in sd {
+                            let text = v.as_str().unwrap_or_default();
+                            d.insert(
+                                k,
+                                json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                            );
+                        }
+                    }
+                }
             }
         }
         ("", "PersistentVolumeClaim") => {
@@ -973,6 +1032,42 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
         }
         ("coordination.k8s.io", "Lease") | ("", "ConfigMap") => {}
         _ => {}
+    }
+}
+
+/// What kube-apiserver's admission plugins add to a new object after its fields were recorded in
+/// managedFields (so the creator does not own them): a Pod's priority and preemption policy
+/// (Priority) and the not-ready/unreachable tolerations (DefaultTolerationSeconds).
+pub fn admit_create(info: &ResourceInfo, obj: &mut Value) {
+    if info.is_custom() || !(info.group.is_empty() && info.kind == "Pod") {
+        return;
+    }
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if spec.get("priorityClassName").is_none_or(Value::is_null) {
+        default_field(spec, "priority", json!(0));
+    }
+    default_field(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+    let tolerations = spec
+        .entry("tolerations".to_string())
+        .or_insert_with(|| json!([]));
+    if tolerations.is_null() {
+        *tolerations = json!([]);
+    }
+    if let Some(list) = tolerations.as_array_mut() {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
+            let tolerated = list.iter().any(|t| {
+                (t["key"] == key || (t["key"].is_null() && t["operator"] == "Exists"))
+                    && (t["effect"].is_null() || t["effect"] == "NoExecute")
+            });
+            if !tolerated {
+                list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            }
+        }
     }
 }
 

@@ -249,10 +249,11 @@ impl ApiError {
     /// The `Status` object (`kind: Status`, `status: Failure`).
     pub fn to_status(&self) -> Value {
         let mut details = serde_json::Map::new();
-        if let Some(n) = &self.details.name {
+        // kube-apiserver leaves out an empty name and the core group ("").
+        if let Some(n) = self.details.name.as_ref().filter(|n| !n.is_empty()) {
             details.insert("name".into(), json!(n));
         }
-        if let Some(g) = &self.details.group {
+        if let Some(g) = self.details.group.as_ref().filter(|g| !g.is_empty()) {
             details.insert("group".into(), json!(g));
         }
         if let Some(k) = &self.details.kind {
@@ -279,6 +280,11 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty()
+            && let Some(m) = status.as_object_mut()
+        {
+            m.remove("reason");
+        }
         if !details.is_empty()
             && let Some(m) = status.as_object_mut()
         {

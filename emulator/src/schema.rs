@@ -701,6 +701,21 @@ fn go_map_literal(keys: &[String], item: &Value) -> String {
 
 struct Walker<'a> {
     errors: &'a mut Vec<FieldError>,
+    /// When Some, CEL rule failures are collected here rather than in `errors` (so that the
+    /// caller can drop them when a schema error blocks CEL, as kube-apiserver does).
+    cel_errors: Option<Vec<FieldError>>,
+    /// Whether any node with CEL rules was visited.
+    saw_cel: bool,
+}
+
+impl<'a> Walker<'a> {
+    fn new(errors: &'a mut Vec<FieldError>) -> Walker<'a> {
+        Walker {
+            errors,
+            cel_errors: None,
+            saw_cel: false,
+        }
+    }
 }
 
 impl Walker<'_> {
@@ -771,7 +786,7 @@ impl Walker<'_> {
         }
         let passes = |b: &Node| {
             let mut errs = Vec::new();
-            Walker { errors: &mut errs }.validate(b, v, None, path);
+            Walker::new(&mut errs).validate(b, v, None, path);
             errs.is_empty()
         };
         if !n.any_of.is_empty() && !n.any_of.iter().any(passes) {
@@ -1010,6 +1025,7 @@ impl Walker<'_> {
 
     fn cel(&mut self, n: &Node, v: &Value, old: Option<&Value>, path: &str) {
         let Some(compiled) = &n.cel else { return };
+        self.saw_cel = true;
         let Err(errs) = kube_cel::validate_compiled(compiled, v, old) else {
             return;
         };
@@ -1035,7 +1051,10 @@ impl Walker<'_> {
                 }
                 _ => invalid(&field, &type_name, &e.message),
             };
-            self.errors.push(err);
+            match self.cel_errors.as_mut() {
+                Some(c) => c.push(err),
+                None => self.errors.push(err),
+            }
         }
     }
 }
@@ -1082,10 +1101,15 @@ pub fn validate_custom_resource(
 }
 
 fn validate_root(root: &Node, obj: &Value, old: Option<&Value>, errors: &mut Vec<FieldError>) {
-    let mut w = Walker { errors };
+    let mut w = Walker {
+        errors,
+        cel_errors: Some(Vec::new()),
+        saw_cel: false,
+    };
     // The root's apiVersion/kind/metadata are the API server's business, not the schema's.
     let Value::Object(m) = obj else {
         w.validate(root, obj, old, "");
+        w.finish_cel();
         return;
     };
     for r in &root.required {
@@ -1102,6 +1126,37 @@ fn validate_root(root: &Node, obj: &Value, old: Option<&Value>, errors: &mut Vec
         }
     }
     w.cel(root, obj, old, "");
+    w.finish_cel();
+}
+
+impl Walker<'_> {
+    /// kube-apiserver does not evaluate CEL rules when the schema found a blocking error
+    /// (unsupported enum value, required, too long, too many, wrong type); it says so in a cause
+    /// with the field `<nil>` instead.
+    fn finish_cel(&mut self) {
+        let cel = self.cel_errors.take().unwrap_or_default();
+        let blocking = self.errors.iter().any(|e| {
+            matches!(
+                e.reason,
+                FieldErrorReason::NotSupported
+                    | FieldErrorReason::Required
+                    | FieldErrorReason::TooLong
+                    | FieldErrorReason::TooMany
+                    | FieldErrorReason::TypeInvalid
+            )
+        });
+        if blocking {
+            if self.saw_cel {
+                self.errors.push(FieldError {
+                    field: "<nil>".into(),
+                    reason: FieldErrorReason::Invalid,
+                    message: "Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation".into(),
+                });
+            }
+        } else {
+            self.errors.extend(cel);
+        }
+    }
 }
 
 // ----------------------------------------------------------------------------------------
@@ -1243,10 +1298,7 @@ impl SchemaChecker {
         }
         if let Some(d) = m.get("default") {
             let node = compile_node(&strip_descendant_rules(s));
-            Walker {
-                errors: &mut self.errors,
-            }
-            .validate(&node, d, None, &child(path, "default"));
+            Walker::new(&mut self.errors).validate(&node, d, None, &child(path, "default"));
         }
         if let Some(p) = m.get("pattern").and_then(Value::as_str)
             && let Err(e) = compile_pattern(p)

@@ -467,11 +467,19 @@ impl AppState {
             match self.store.get("", "namespaces", "", ns) {
                 None => return Err(ApiError::not_found("", "namespaces", ns)),
                 Some(n) if !n["metadata"]["deletionTimestamp"].is_null() => {
-                    return Err(ApiError::forbidden(format!(
+                    let name = str_of(&obj, &["metadata", "name"]);
+                    let mut e = ApiError::forbidden(format!(
                         "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                         crate::error::qualified(&info.group, &info.plural),
-                        str_of(&obj, &["metadata", "name"])
-                    )));
+                        name
+                    ))
+                    .with_details("", &info.plural, name);
+                    e.details.causes = vec![Cause::new(
+                        "NamespaceTerminating",
+                        "metadata.namespace",
+                        format!("namespace {ns} is being terminated"),
+                    )];
+                    return Err(e);
                 }
                 _ => {}
             }
@@ -550,6 +558,7 @@ impl AppState {
             }
         }
         Self::record_managed(info, None, &mut obj, ctx, None);
+        builtin::admit_create(info, &mut obj);
         if info.is_events_v1() {
             obj = builtin::v1_event_to_core(&obj);
         }
@@ -790,6 +799,16 @@ impl AppState {
                 drop(alloc);
                 if done {
                     self.after_removal(info, &o);
+                    // kube-apiserver answers the update that removed the last finalizer with the
+                    // updated object as deleted (finalizers gone), without managedFields.
+                    let mut last = new;
+                    if let Some(m) = last["metadata"].as_object_mut() {
+                        m.remove("managedFields");
+                        if let Some(rv) = o["metadata"].get("resourceVersion") {
+                            m.insert("resourceVersion".into(), rv.clone());
+                        }
+                    }
+                    return Ok(Arc::new(last));
                 } else if is_crd(info) {
                     let _g = self.crd_lock.lock().unwrap_or_else(|e| e.into_inner());
                     self.rebuild_registry();
@@ -899,12 +918,7 @@ impl AppState {
         ctx: &mut WriteCtx,
     ) -> Result<(Arc<Value>, bool), ApiError> {
         let is_apply = content_type == "application/apply-patch+yaml";
-        let patch: Value = if is_apply {
-            parse_yaml_or_json(patch_body)?
-        } else {
-            serde_json::from_slice(patch_body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
-        };
+        // The media type is judged before the body (415 for an unknown one, as kube-apiserver).
         match content_type {
             "application/merge-patch+json"
             | "application/json-patch+json"
@@ -916,10 +930,23 @@ impl AppState {
             }
             other => return Err(ApiError::unsupported_media_type(other)),
         }
+        let patch: Value = if is_apply {
+            parse_yaml_or_json(patch_body)?
+        } else {
+            serde_json::from_slice(patch_body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        };
         if is_apply {
             if ctx.manager.is_empty() || ctx.manager == "unknown" {
-                return Err(ApiError::bad_request(
-                    "PATCH requests with apply content type require fieldManager to be set",
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    vec![Cause::new(
+                        "FieldValueRequired",
+                        "fieldManager",
+                        "Required value: is required for apply patch",
+                    )],
                 ));
             }
             let av = str_of(&patch, &["apiVersion"]);
@@ -1149,20 +1176,7 @@ impl AppState {
                     fins.retain(|f| f != &orphan && f != &fg);
                 }
                 "" => {}
-                other => {
-                    return Err(ApiError::invalid(
-                        &info.group,
-                        &info.kind,
-                        name,
-                        vec![Cause::new(
-                            "FieldValueNotSupported",
-                            "propagationPolicy",
-                            format!(
-                                "Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
-                            ),
-                        )],
-                    ));
-                }
+                other => return Err(invalid_propagation(other)),
             }
             // Graceful deletion of scheduled pods (the kubelet confirms with grace 0).
             let mut grace = 0i64;
@@ -1302,6 +1316,7 @@ impl AppState {
                 Err(e) => return Err(e),
             }
         }
+        self.store.compact();
         Ok(())
     }
 }
@@ -1406,11 +1421,9 @@ fn ssa_error(info: &ResourceInfo, name: &str, e: ApplyFailure) -> ApiError {
                     Cause::new("FieldManagerConflict", f, format!("conflict with \"{m}\""))
                 })
                 .collect();
-            let mut err = ApiError::new(409, "Conflict", message).with_details(
-                &info.group,
-                &info.plural,
-                name,
-            );
+            // kube-apiserver's apply conflict names no object in its details, only the causes.
+            let _ = (info, name);
+            let mut err = ApiError::new(409, "Conflict", message);
             err.details.causes = causes;
             err
         }
@@ -1975,6 +1988,22 @@ fn decode_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
+/// 422 for an unknown propagation policy (`DeleteOptions.meta.k8s.io "" is invalid`).
+fn invalid_propagation(p: &str) -> ApiError {
+    ApiError::invalid(
+        "meta.k8s.io",
+        "DeleteOptions",
+        "",
+        vec![Cause::new(
+            "FieldValueNotSupported",
+            "propagationPolicy",
+            format!(
+                "Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+            ),
+        )],
+    )
+}
+
 fn delete_opts(q: &Q, body: &[u8]) -> Result<DeleteOpts, ApiError> {
     let b: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
@@ -2003,6 +2032,12 @@ fn delete_opts(q: &Q, body: &[u8]) -> Result<DeleteOpts, ApiError> {
     if let Some(p) = q.get("propagationPolicy") {
         opts.propagation = Some(p.to_string());
     }
+    // DeleteOptions are validated before the object is looked up, as kube-apiserver does.
+    if let Some(p) = opts.propagation.as_deref()
+        && !matches!(p, "Foreground" | "Background" | "Orphan")
+    {
+        return Err(invalid_propagation(p));
+    }
     if let Some(g) = q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()) {
         opts.grace_period = Some(g);
     }
@@ -2016,18 +2051,22 @@ fn delete_response(info: &ResourceInfo, d: &Deleted, output: &Output) -> Respons
     if info.return_deleted_object || !d.gone {
         return single_response(info, &d.object, output, StatusCode::OK);
     }
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": {
-                "name": str_of(&d.object, &["metadata", "name"]),
-                "group": info.group,
-                "kind": info.plural,
-                "uid": str_of(&d.object, &["metadata", "uid"]),
-            }
-        }),
-    )
+    let mut status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {
+            "name": str_of(&d.object, &["metadata", "name"]),
+            "group": info.group,
+            "kind": info.plural,
+            "uid": str_of(&d.object, &["metadata", "uid"]),
+        }
+    });
+    // The core group is left out, as kube-apiserver does.
+    if info.group.is_empty()
+        && let Some(det) = status["details"].as_object_mut()
+    {
+        det.remove("group");
+    }
+    json_response(StatusCode::OK, &status)
 }
 
 fn bind_pod(
@@ -2342,11 +2381,23 @@ fn list_request(
         };
         let raw = serde_json::to_vec(&tok).unwrap_or_default();
         meta["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
-        meta["remainingItemCount"] = json!(res.remaining);
+        // kube-apiserver counts the remaining items only for an unfiltered list.
+        if labels.is_empty() && fields.is_empty() {
+            meta["remainingItemCount"] = json!(res.remaining);
+        }
+    } else if info.is_custom() {
+        // Custom resource lists (unstructured) always carry `continue`.
+        meta["continue"] = json!("");
     }
     let body = match output {
         Output::Table(include) => {
             let refs: Vec<&Value> = res.items.iter().map(|a| a.as_ref()).collect();
+            let mut meta = meta;
+            if meta["continue"] == ""
+                && let Some(m) = meta.as_object_mut()
+            {
+                m.remove("continue");
+            }
             table::table(info, &refs, meta, include).to_string()
         }
         Output::Metadata => {
@@ -2367,7 +2418,16 @@ fn list_request(
                 if i > 0 {
                     out.push(',');
                 }
-                if o["apiVersion"].as_str() == Some(av.as_str()) && !info.is_events_v1() {
+                if !info.is_custom() {
+                    // Items of a built-in type's list carry no apiVersion and kind (typed lists of
+                    // kube-apiserver); custom resources' (unstructured) items do.
+                    let mut item = as_version(info, o);
+                    if let Some(m) = item.as_object_mut() {
+                        m.remove("apiVersion");
+                        m.remove("kind");
+                    }
+                    out.push_str(&item.to_string());
+                } else if o["apiVersion"].as_str() == Some(av.as_str()) && !info.is_events_v1() {
                     out.push_str(&o.to_string());
                 } else {
                     out.push_str(&as_version(info, o).to_string());
@@ -2397,6 +2457,18 @@ fn watch_request(
     _accept: &str,
 ) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(info, q)?;
+    // kube-apiserver answers an unparsable resourceVersion on a watch with a bare 500.
+    if let Some(rv) = q.get("resourceVersion").filter(|rv| !rv.is_empty())
+        && rv.parse::<u64>().is_err()
+    {
+        return Err(ApiError::new(
+            500,
+            "",
+            format!(
+                "resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: invalid syntax"
+            ),
+        ));
+    }
     let nsf = (!ns.is_empty()).then(|| ns.to_string());
     let nsm = nsf.clone();
     let matcher: watch::Matcher = Arc::new(move |o: &Value| {

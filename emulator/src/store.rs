@@ -176,6 +176,15 @@ impl Store {
         self.lock().rv
     }
 
+    /// Forgets the change history up to now, as etcd's compaction does: a watch resuming from
+    /// an older resourceVersion gets 410 Gone. (The emulator compacts once, after bootstrap, so
+    /// that a resourceVersion such as "1" is too old as on a real cluster.)
+    pub fn compact(&self) {
+        let mut inner = self.lock();
+        inner.compacted = inner.rv;
+        inner.history.clear();
+    }
+
     /// The oldest resourceVersion a watch can still resume from.
     pub fn oldest_resumable_rv(&self) -> u64 {
         self.lock().compacted
@@ -627,7 +636,65 @@ pub fn parse_label_selector(s: &str) -> Result<Vec<Requirement>, String> {
             reqs.push(Requirement::Exists(part));
         }
     }
+    for r in &reqs {
+        let (k, vs): (&str, Vec<&str>) = match r {
+            Requirement::Eq(k, v) | Requirement::NotEq(k, v) => (k, vec![v.as_str()]),
+            Requirement::In(k, vs) | Requirement::NotIn(k, vs) => {
+                (k, vs.iter().map(String::as_str).collect())
+            }
+            Requirement::Exists(k)
+            | Requirement::NotExists(k)
+            | Requirement::Gt(k, _)
+            | Requirement::Lt(k, _) => (k, Vec::new()),
+        };
+        if !valid_label_key(k) {
+            return Err(format!(
+                "unable to parse requirement: key: Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+            ));
+        }
+        for (i, v) in vs.iter().enumerate() {
+            if !valid_label_value(v) {
+                return Err(format!(
+                    "unable to parse requirement: values[{i}][{k}]: Invalid value: {v:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                ));
+            }
+        }
+    }
     Ok(reqs)
+}
+
+/// A label value: empty, or at most 63 of `[-_.A-Za-z0-9]` starting and ending alphanumeric.
+fn valid_label_value(v: &str) -> bool {
+    v.is_empty() || valid_name_part(v)
+}
+
+fn valid_name_part(v: &str) -> bool {
+    v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && v.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// A label key: an optional DNS subdomain prefix and `/`, then a name part.
+fn valid_label_key(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    valid_name_part(name)
+        && prefix.is_none_or(|p| {
+            !p.is_empty()
+                && p.len() <= 253
+                && p.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                })
+        })
 }
 
 /// Whether an object's labels satisfy every requirement.

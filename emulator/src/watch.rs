@@ -69,7 +69,7 @@ fn gone_event(message: &str) -> Bytes {
 }
 
 fn bookmark(kind: &(String, String), rv: u64, initial_end: bool) -> Value {
-    let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
+    let mut meta = json!({"resourceVersion": rv.to_string()});
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }

@@ -866,11 +866,15 @@ async fn server_side_apply_conflicts_and_force() {
         Some("{}"),
     )
     .await;
+    // kube-apiserver: 422 Invalid, PatchOptions.meta.k8s.io, cause `fieldManager` (differential test).
     assert_eq!(
-        r.status, 400,
+        r.status, 422,
         "fieldManager is required for apply: {}",
         r.body
     );
+    let st = r.json();
+    assert_eq!(st["details"]["kind"], "PatchOptions", "{st}");
+    assert_eq!(st["details"]["causes"][0]["field"], "fieldManager", "{st}");
     // YAML bodies are accepted for apply.
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  k: v\n";
     let r = http(
