@@ -251,7 +251,7 @@ EOF
     --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
     --api-audiences=https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range=10.0.0.0/24 --authorization-mode=Node,RBAC --allow-privileged=true \
-    --enable-priority-and-fairness=false --endpoint-reconciler-type=none \
+    --enable-priority-and-fairness=false --endpoint-reconciler-type=none --etcd-compaction-interval=1m \
     --storage-media-type=application/vnd.kubernetes.protobuf "${audit[@]}"
   local curl_admin=(curl -fsS --cacert "$p/ca.crt" --cert "$p/admin.crt" --key "$p/admin.key")
   wait_for 120 "kube-apiserver /readyz" "${curl_admin[@]}" "https://127.0.0.1:$apiserver_port/readyz" \

@@ -50,9 +50,7 @@ fn systems_api(c: &TestCluster) -> Api<DynamicObject> {
 fn systems_in(file: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(file).expect("read a corpus file");
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("a YAML file");
-    docs.into_iter()
-        .filter(|d| d["kind"] == "System")
-        .collect()
+    docs.into_iter().filter(|d| d["kind"] == "System").collect()
 }
 
 /// The server's answer to a dry-run create: Ok, or the error lines `<field>: <message>` of its causes
@@ -141,7 +139,11 @@ async fn the_api_server_judges_bad_systems_as_the_emulator_schema_does() {
     let api = systems_api(&c);
     let schema = schema();
     let files = yaml_files("tests/corpus/bad");
-    assert!(files.len() >= 30, "the bad corpus shrank to {}", files.len());
+    assert!(
+        files.len() >= 30,
+        "the bad corpus shrank to {}",
+        files.len()
+    );
     let (mut rejected, mut admitted) = (0, 0);
     let mut failures = Vec::new();
     for file in &files {

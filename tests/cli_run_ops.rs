@@ -229,5 +229,4 @@ async fn container_ops(cluster: &TestCluster, dir: &std::path::Path) {
             "the access-log line of the tunnelled request (a real nginx logs its own format) needs the API emulator",
         );
     }
-
 }

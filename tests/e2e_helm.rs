@@ -44,7 +44,10 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 }
 
 fn helm(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    run(Command::new("helm").arg("--kubeconfig").arg(kubeconfig).args(args))
+    run(Command::new("helm")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args))
 }
 
 fn helm_ok(kubeconfig: &Path, args: &[&str]) -> String {
@@ -314,8 +317,15 @@ async fn operator_run(e: &E2e) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_call() {
     let test = "helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_call";
-    if std::env::var(KUBECONFIG_ENV).ok().filter(|s| !s.is_empty()).is_none() {
-        skip(test, "needs a real API server and helm (hack/cluster.sh up)");
+    if std::env::var(KUBECONFIG_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .is_none()
+    {
+        skip(
+            test,
+            "needs a real API server and helm (hack/cluster.sh up)",
+        );
         return;
     }
     let (helm_found, _, _) = run(Command::new("helm").arg("version"));
@@ -366,21 +376,18 @@ async fn helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_c
     let sa = "tycho";
     let token = kubectl_ok(
         &admin,
-        &[
-            "create",
-            "token",
-            sa,
-            "-n",
-            &release_ns,
-            "--duration=2h",
-        ],
+        &["create", "token", sa, "-n", &release_ns, "--duration=2h"],
     );
     let sa_kubeconfig = token_kubeconfig(&admin, token.trim(), e.dir.path());
     let pod_name = "tycho-0123456789-abcde";
-    let env = [("POD_NAME", pod_name), ("POD_NAMESPACE", release_ns.as_str())];
+    let env = [
+        ("POD_NAME", pod_name),
+        ("POD_NAMESPACE", release_ns.as_str()),
+    ];
     let args = deployment_args(&manifests, &env);
     assert!(
-        args.iter().any(|a| a == &format!("--namespace={}", e.namespace)),
+        args.iter()
+            .any(|a| a == &format!("--namespace={}", e.namespace)),
         "{args:?}"
     );
     let mut e = e;
@@ -423,9 +430,10 @@ async fn helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_c
         ("update", "leases", ""),
     ] {
         assert!(
-            calls
-                .iter()
-                .any(|c| c.verb == verb && c.resource == resource && c.subresource == sub && c.code < 300),
+            calls.iter().any(|c| c.verb == verb
+                && c.resource == resource
+                && c.subresource == sub
+                && c.code < 300),
             "the audit log shows no successful `{verb} {resource}{sub}` of {user}"
         );
     }

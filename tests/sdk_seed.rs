@@ -367,7 +367,12 @@ async fn logs_are_timestamped_and_follow() {
 #[tokio::test]
 async fn ten_containers_sequentially_and_concurrently_each_serve_their_own_page() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(&cluster, "ten_containers_sequentially_and_concurrently_each_serve_their_own_page").await {
+    if skip_without_containers(
+        &cluster,
+        "ten_containers_sequentially_and_concurrently_each_serve_their_own_page",
+    )
+    .await
+    {
         cluster.cleanup().await;
         return;
     }
