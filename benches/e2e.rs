@@ -19,6 +19,8 @@
 //! User-Agent; without an audit log only the writes are known (the controller's own
 //! `tycho_api_writes_total`) and the reads are reported as n/a.
 //!
+//! `TYCHO_BENCH_BIN` names another `tycho` binary to run as the operator (default: this build's).
+//!
 //! The emulator (API server + simulated nodes, Deployment/ReplicaSet controllers, scheduler, kubelet)
 //! runs inside this process; the operator runs as a separate process (`tycho controller`, the binary of
 //! this build) so that its peak RSS (`VmHWM`) can be read from `/proc`. Every phase starts a fresh
@@ -58,8 +60,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-    PostParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -196,7 +198,9 @@ impl Args {
                 a.audit_log = beside;
             }
         } else if a.audit_log.is_some() {
-            return Err("--audit-log needs --kubeconfig (the emulator has its own request log)".into());
+            return Err(
+                "--audit-log needs --kubeconfig (the emulator has its own request log)".into(),
+            );
         }
         Ok(a)
     }
@@ -401,6 +405,14 @@ struct Cluster {
     controller: Option<Controller>,
 }
 
+/// The `tycho` binary run as the operator: this build's, or `TYCHO_BENCH_BIN` (a copy pinned for a long
+/// run while the working tree is rebuilt by others).
+fn tycho_bin() -> PathBuf {
+    std::env::var_os("TYCHO_BENCH_BIN")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tycho")), PathBuf::from)
+}
+
 fn free_port() -> R<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
@@ -504,7 +516,11 @@ impl Cluster {
             "bench-{}-{:06x}",
             label
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+                .map(|c| if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                })
                 .collect::<String>(),
             rand::random::<u32>() & 0xff_ffff
         );
@@ -517,7 +533,9 @@ impl Cluster {
         let start = Instant::now();
         while sas.get_opt("default").await?.is_none() {
             if start.elapsed() > Duration::from_secs(60) {
-                return Err(format!("namespace {ns}: no default ServiceAccount within 60 s").into());
+                return Err(
+                    format!("namespace {ns}: no default ServiceAccount within 60 s").into(),
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -562,7 +580,7 @@ impl Cluster {
     async fn spawn_controller(&self, a: &Args, label: &str) -> R<Controller> {
         let port = free_port()?;
         let log_path = std::env::temp_dir().join(format!("tycho-bench-controller-{label}.log"));
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tycho"));
+        let mut cmd = tokio::process::Command::new(tycho_bin());
         cmd.args([
             "controller",
             "--metrics-addr",
@@ -611,8 +629,9 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         log(format!(
-            "  controller pid {} ready in {:.2} s (log {})",
+            "  controller pid {} ({}) ready in {:.2} s (log {})",
             c.pid,
+            tycho_bin().display(),
             start.elapsed().as_secs_f64(),
             c.log.display()
         ));
@@ -693,7 +712,11 @@ async fn real_client(kubeconfig: &Path) -> R<Client> {
 async fn install_crd_file(client: &Client) -> R<()> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds/tycho.dev_systems.yaml");
     let crd: CustomResourceDefinition = serde_saphyr::from_str(&std::fs::read_to_string(&path)?)?;
-    let name = crd.metadata.name.clone().ok_or("the CRD file names no CRD")?;
+    let name = crd
+        .metadata
+        .name
+        .clone()
+        .ok_or("the CRD file names no CRD")?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     match crds.get_opt(&name).await? {
         None => {
@@ -743,7 +766,8 @@ async fn real_nodes(client: &Client) -> R<(usize, u64)> {
     let pods = ready
         .iter()
         .filter_map(|n| n.status.as_ref()?.allocatable.as_ref()?.get("pods"))
-        .filter_map(|q| q.0.parse::<u64>().ok())
+        .filter_map(|q| tycho::quantity::Quantity::parse(&q.0).ok()?.value())
+        .map(|v| u64::try_from(v).unwrap_or(0))
         .sum();
     Ok((ready.len(), pods))
 }
@@ -768,7 +792,9 @@ async fn delete_namespace(client: &Client, ns: &str) {
                 return;
             }
             Ok(Some(_)) | Err(_) if start.elapsed() > Duration::from_secs(600) => {
-                log(format!("  namespace {ns} still terminating after 600 s; going on"));
+                log(format!(
+                    "  namespace {ns} still terminating after 600 s; going on"
+                ));
                 return;
             }
             _ => tokio::time::sleep(Duration::from_secs(1)).await,
@@ -1334,7 +1360,9 @@ async fn floor(a: &Args, tpl: &System, n: usize) -> R<Floor> {
                 async move {
                     let pp = PostParams::default();
                     if let Some(cm) = cm {
-                        Api::namespaced(client.clone(), &ns).create(&pp, &cm).await?;
+                        Api::namespaced(client.clone(), &ns)
+                            .create(&pp, &cm)
+                            .await?;
                     }
                     if let Some(svc) = svc {
                         Api::namespaced(client.clone(), &ns)
