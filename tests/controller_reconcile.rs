@@ -424,7 +424,7 @@ async fn unchanged_system_costs_no_writes() {
     } else {
         common::skip(
             "unchanged_system_costs_no_writes",
-            "counting the controller's writes reads the emulator's request log",
+            "counting the controller's writes needs a request log (the emulator's, or a real server's audit log)",
         );
     }
     assert_eq!(

@@ -21,6 +21,7 @@ use tycho::controller::{self, ControllerConfig};
 use tycho::model::System;
 use tycho_emulator::{Emulator, EmulatorConfig, RequestRecord};
 
+mod audit;
 mod kubelet;
 mod skip;
 mod wait;
@@ -45,6 +46,9 @@ pub struct TestCluster {
     pub client: Client,
     /// The namespace of this test.
     pub namespace: String,
+    /// On a real cluster, the API server's audit log (hack/cluster.sh writes one beside the kubeconfig):
+    /// the request log of a real server.
+    audit: Option<audit::AuditLog>,
 }
 
 impl TestCluster {
@@ -118,11 +122,18 @@ impl TestCluster {
             .create(&PostParams::default(), &ns)
             .await
             .expect("create the test namespace");
+        let audit = match &emulator {
+            None => std::env::var(KUBECONFIG_ENV)
+                .ok()
+                .and_then(|path| audit::AuditLog::beside(Path::new(&path))),
+            Some(_) => None,
+        };
         TestCluster {
             emulator,
             config,
             client,
             namespace,
+            audit,
         }
     }
 
@@ -196,20 +207,52 @@ impl TestCluster {
         Client::try_from(config).expect("controller client")
     }
 
-    /// Requests the controller sent (emulator only).
+    /// Requests the controller sent (its User-Agent is [`CONTROLLER_AGENT`]): the emulator's request log,
+    /// or on a real cluster the requests in this test's namespace (and cluster-scoped ones) of the API
+    /// server's audit log since [`TestCluster::clear_requests`]. None when there is neither.
     pub fn controller_requests(&self) -> Option<Vec<RequestRecord>> {
-        self.emulator.as_ref().map(|e| {
-            e.requests()
+        if let Some(e) = &self.emulator {
+            return Some(
+                e.requests()
+                    .into_iter()
+                    .filter(|r| r.user_agent == CONTROLLER_AGENT)
+                    .collect(),
+            );
+        }
+        let audit = self.audit.as_ref()?;
+        Some(
+            audit
+                .records()
                 .into_iter()
-                .filter(|r| r.user_agent == CONTROLLER_AGENT)
-                .collect()
-        })
+                .filter(|r| r.user_agent.starts_with(CONTROLLER_AGENT))
+                .filter(|r| r.namespace == self.namespace || r.namespace.is_empty())
+                .collect(),
+        )
     }
 
-    /// Forget the emulator's request log.
+    /// Every request of the request log: the emulator's, or on a real cluster the audit log's requests in
+    /// this test's namespace (and cluster-scoped ones) since [`TestCluster::clear_requests`].
+    pub fn requests(&self) -> Option<Vec<RequestRecord>> {
+        if let Some(e) = &self.emulator {
+            return Some(e.requests());
+        }
+        let audit = self.audit.as_ref()?;
+        Some(
+            audit
+                .records()
+                .into_iter()
+                .filter(|r| r.namespace == self.namespace || r.namespace.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Forget the request log (the emulator's, or this test's view of the audit log).
     pub fn clear_requests(&self) {
         if let Some(e) = &self.emulator {
             e.clear_requests();
+        }
+        if let Some(a) = &self.audit {
+            a.mark();
         }
     }
 
