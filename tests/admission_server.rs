@@ -10,6 +10,8 @@
 //! run, so nothing is stored.
 
 mod common;
+#[path = "common/fields.rs"]
+mod fields;
 
 use std::path::{Path, PathBuf};
 
@@ -93,25 +95,6 @@ async fn dry_run_create(api: &Api<DynamicObject>, doc: &Value) -> Result<(), Vec
     }
 }
 
-/// Whether an error line (`<path>: <message>`) names `field`: its path is the field or a parent of it
-/// whose message names the next segment (CEL rules report the object they are attached to).
-fn names_field(error: &str, field: &str) -> bool {
-    let (path, message) = error.split_once(": ").unwrap_or(("", error));
-    if path == field || message.contains(field) {
-        return true;
-    }
-    let Some(rest) = field.strip_prefix(path) else {
-        return false;
-    };
-    let next: String = rest
-        .trim_start_matches(['.', '[', '"'])
-        .split(['.', '[', '"', '/'])
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    !next.is_empty() && message.contains(&next)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_server_admits_every_good_system() {
     let c = TestCluster::start().await;
@@ -178,7 +161,7 @@ async fn the_api_server_judges_bad_systems_as_the_emulator_schema_does() {
                 rejected += 1;
                 if !expected
                     .iter()
-                    .any(|f| errors.iter().any(|e| names_field(e, f)))
+                    .any(|f| errors.iter().any(|e| fields::names_field(e, f)))
                 {
                     failures.push(format!(
                         "{stem}: the server rejects it without naming {expected:?}: {}",

@@ -12,6 +12,8 @@
 //! On the emulator the test is skipped (it needs a real authorizer and a real `helm`); tests/e2e_rbac.rs
 //! checks the same chart RBAC against the emulator's request log.
 
+#[path = "common/audit.rs"]
+mod audit;
 #[path = "common/process.rs"]
 mod process;
 
@@ -29,6 +31,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use process::{E2e, KUBECONFIG_ENV, WAIT, eventually, repo_path, skip, tycho_bin};
 use serde_json::{Value, json};
 use tycho::model::System;
+use tycho_emulator::RequestRecord;
 
 /// Run a command; (success, stdout, stderr).
 fn run(cmd: &mut Command) -> (bool, String, String) {
@@ -112,62 +115,27 @@ fn token_kubeconfig(admin: &Path, token: &str, dir: &Path) -> PathBuf {
     path
 }
 
-/// One API call of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Call {
-    verb: String,
-    group: String,
-    resource: String,
-    subresource: String,
-    namespace: String,
-    code: u16,
-}
-
-impl std::fmt::Display for Call {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            &self.group
-        };
-        let sub = if self.subresource.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", self.subresource)
-        };
-        let ns = if self.namespace.is_empty() {
-            "cluster"
-        } else {
-            &self.namespace
-        };
-        write!(
-            f,
-            "{} {group}/{}{sub} ({ns}) -> {}",
-            self.verb, self.resource, self.code
-        )
-    }
-}
-
-/// The completed calls of `user` in the audit log.
-fn audit_calls(audit_log: &Path, user: &str) -> Vec<Call> {
-    let text = std::fs::read_to_string(audit_log)
-        .unwrap_or_else(|e| panic!("read the audit log {}: {e}", audit_log.display()));
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["user"]["username"] == user && e["stage"] == "ResponseComplete")
-        .map(|e| {
-            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            let o = &e["objectRef"];
-            Call {
-                verb: s(&e["verb"]),
-                group: s(&o["apiGroup"]),
-                resource: s(&o["resource"]),
-                subresource: s(&o["subresource"]),
-                namespace: s(&o["namespace"]),
-                code: e["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
-            }
-        })
-        .collect()
+/// One API call of the audit log, as a line of the report.
+fn describe(r: &RequestRecord) -> String {
+    let group = if r.api_group.is_empty() {
+        "core"
+    } else {
+        &r.api_group
+    };
+    let sub = if r.subresource.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", r.subresource)
+    };
+    let ns = if r.namespace.is_empty() {
+        "cluster"
+    } else {
+        &r.namespace
+    };
+    format!(
+        "{} {group}/{}{sub} ({ns}) -> {}",
+        r.verb, r.resource, r.code
+    )
 }
 
 async fn wait_phase(systems: &Api<System>, name: &str, phase: &str) {
@@ -412,8 +380,8 @@ async fn helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_c
 
     // Every call the operator made, as the audit log recorded it.
     let user = format!("system:serviceaccount:{release_ns}:{sa}");
-    let calls = audit_calls(&audit_log, &user);
-    let distinct: BTreeSet<String> = calls.iter().map(ToString::to_string).collect();
+    let calls = audit::AuditLog::from_start(&audit_log).records_of(&user);
+    let distinct: BTreeSet<String> = calls.iter().map(describe).collect();
     eprintln!(
         "calls of {user} ({}):\n  {}",
         calls.len(),
@@ -440,7 +408,7 @@ async fn helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_c
     let refused: Vec<String> = calls
         .iter()
         .filter(|c| c.code == 403 && !(c.resource == "secrets" && c.verb == "list"))
-        .map(ToString::to_string)
+        .map(describe)
         .collect();
     assert!(
         refused.is_empty(),

@@ -4,6 +4,9 @@
 //! check — naming the same field as `tycho::validate`. The rest is left to the controller's
 //! validation (condition + Warning Event), which `validate_corpus` covers.
 
+#[path = "common/fields.rs"]
+mod fields;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -100,30 +103,6 @@ const REJECTED_AT_ADMISSION: &[&str] = &[
     "many-errors",
 ];
 
-/// Whether an admission error (`<path>: <message>`) names `field`: its path is the field, or a
-/// parent of it (CEL rules report the object they are attached to) whose message names the
-/// next segment of the field, e.g. `spec.containers[0]: ... limits: every limit ...` for
-/// `spec.containers[0].limits.memory`.
-fn names_field(error: &str, field: &str) -> bool {
-    let (path, message) = error.split_once(": ").unwrap_or(("", error));
-    if path == field {
-        return true;
-    }
-    if path == "<nil>" {
-        return message.contains(field);
-    }
-    let Some(rest) = field.strip_prefix(path) else {
-        return false;
-    };
-    let next: String = rest
-        .trim_start_matches(['.', '[', '"'])
-        .split(['.', '[', '"', '/'])
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    !next.is_empty() && message.contains(&next)
-}
-
 #[test]
 fn the_api_server_rejects_what_the_schema_can_express() {
     let mut failures = Vec::new();
@@ -152,7 +131,7 @@ fn the_api_server_rejects_what_the_schema_can_express() {
                 let all = errors.join(" | ");
                 let named = expected
                     .iter()
-                    .any(|f| errors.iter().any(|e| names_field(e, f)));
+                    .any(|f| errors.iter().any(|e| fields::names_field(e, f)));
                 if !named {
                     failures.push(format!(
                         "{stem}: rejected without naming {expected:?}: {all}"

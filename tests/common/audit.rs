@@ -35,6 +35,27 @@ impl AuditLog {
 
     /// The completed requests logged since the mark, in the order they completed.
     pub fn records(&self) -> Vec<RequestRecord> {
+        self.events().iter().map(record).collect()
+    }
+
+    /// The completed requests of user `username` logged since the mark.
+    pub fn records_of(&self, username: &str) -> Vec<RequestRecord> {
+        self.events()
+            .iter()
+            .filter(|e| e["user"]["username"] == username)
+            .map(record)
+            .collect()
+    }
+
+    /// The whole log, from its first line.
+    pub fn from_start(path: &Path) -> AuditLog {
+        AuditLog {
+            path: path.to_path_buf(),
+            from: AtomicU64::new(0),
+        }
+    }
+
+    fn events(&self) -> Vec<Value> {
         let bytes = std::fs::read(&self.path)
             .unwrap_or_else(|e| panic!("read the audit log {}: {e}", self.path.display()));
         let from = (self.from.load(Ordering::SeqCst) as usize).min(bytes.len());
@@ -42,7 +63,6 @@ impl AuditLog {
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|e| e["stage"] == "ResponseComplete")
-            .map(|e| record(&e))
             .collect()
     }
 }
