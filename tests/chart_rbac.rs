@@ -225,7 +225,7 @@ async fn operator_requests(namespaces: &[&str], watch: Vec<String>) -> Vec<Reque
         .requests()
         .iter()
         .filter(|r| r.user_agent == AGENT)
-        .map(Request::from)
+        .flat_map(rbac::authorizations)
         .collect();
     emu.shutdown().await;
     assert!(

@@ -16,6 +16,8 @@
 mod audit;
 #[path = "common/process.rs"]
 mod process;
+#[path = "chart/rbac.rs"]
+mod rbac;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -113,6 +115,29 @@ fn token_kubeconfig(admin: &Path, token: &str, dir: &Path) -> PathBuf {
     let path = dir.join("serviceaccount.kubeconfig");
     std::fs::write(&path, kc.to_string()).expect("write the ServiceAccount's kubeconfig");
     path
+}
+
+/// Uninstalls the release when the test ends, also when it fails (its cluster-scoped RBAC objects would
+/// otherwise stay behind on a shared cluster). After a successful `helm uninstall` this finds nothing.
+struct Uninstall {
+    kubeconfig: PathBuf,
+    release: String,
+    namespace: String,
+}
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        let _ = helm(
+            &self.kubeconfig,
+            &[
+                "uninstall",
+                &self.release,
+                "-n",
+                &self.namespace,
+                "--ignore-not-found",
+            ],
+        );
+    }
 }
 
 /// One API call of the audit log, as a line of the report.
@@ -310,6 +335,14 @@ async fn helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_c
         admin.display()
     );
     let release_ns = format!("{}-tycho", e.namespace);
+    // A release name of its own: its ClusterRole and ClusterRoleBinding are cluster-scoped (the chart names
+    // them, the ServiceAccount and the leader-election Lease after the release when it contains "tycho").
+    let release = format!("tycho-{}", e.namespace.trim_start_matches("tycho-e2e-"));
+    let _uninstall = Uninstall {
+        kubeconfig: e.kubeconfig.clone(),
+        release: release.clone(),
+        namespace: release_ns.clone(),
+    };
     let chart = repo_path("charts/tycho").display().to_string();
     let values = [
         "--set".to_string(),
@@ -319,13 +352,13 @@ async fn helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_c
 
     let lint = helm_ok(&admin, &["lint", &chart]);
     assert!(lint.contains("0 chart(s) failed"), "{lint}");
-    let mut template = vec!["template", "tycho", &chart, "-n", &release_ns];
+    let mut template = vec!["template", &release, &chart, "-n", &release_ns];
     template.extend(&values);
     let manifests = helm_ok(&admin, &template);
 
     let mut install = vec![
         "install",
-        "tycho",
+        &release,
         &chart,
         "-n",
         &release_ns,
@@ -336,12 +369,12 @@ async fn helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_c
     ];
     install.extend(&values);
     helm_ok(&admin, &install);
-    let status = helm_ok(&admin, &["status", "tycho", "-n", &release_ns]);
+    let status = helm_ok(&admin, &["status", &release, "-n", &release_ns]);
     assert!(status.contains("STATUS: deployed"), "{status}");
     e.wait_crd().await;
 
     // The operator as the chart's ServiceAccount, with the arguments Helm rendered for its Deployment.
-    let sa = "tycho";
+    let sa = release.as_str();
     let token = kubectl_ok(
         &admin,
         &["create", "token", sa, "-n", &release_ns, "--duration=2h"],
@@ -422,10 +455,25 @@ async fn helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_c
         "the refused list of Secrets is not in the audit log"
     );
 
+    // The project's own RBAC model (tests/chart/rbac.rs, which judges the emulator's request logs) agrees
+    // with the real authorizer on this run: it allows every call the real one allowed.
+    let policy = rbac::Policy::for_service_account(&manifests, &release_ns, sa);
+    let allowed = calls
+        .iter()
+        .filter(|c| c.code != 403)
+        .flat_map(rbac::authorizations)
+        .filter(rbac::Request::is_resource);
+    let denied = policy.denied(allowed);
+    assert!(
+        denied.is_empty(),
+        "tests/chart/rbac.rs denies calls the real authorizer allowed:\n{}",
+        rbac::describe(&denied)
+    );
+
     // Upgrade and uninstall.
     let mut upgrade = vec![
         "upgrade",
-        "tycho",
+        &release,
         &chart,
         "-n",
         &release_ns,
@@ -447,9 +495,12 @@ async fn helm_installs_the_chart_and_the_real_authorizer_allows_every_operator_c
         text.contains("debug"),
         "helm upgrade did not change the Deployment"
     );
-    let history = helm_ok(&admin, &["history", "tycho", "-n", &release_ns]);
+    let history = helm_ok(&admin, &["history", &release, "-n", &release_ns]);
     assert!(history.lines().count() >= 3, "{history}");
-    helm_ok(&admin, &["uninstall", "tycho", "-n", &release_ns, "--wait"]);
+    helm_ok(
+        &admin,
+        &["uninstall", &release, "-n", &release_ns, "--wait"],
+    );
     let left = deployments
         .list(&ListParams::default())
         .await

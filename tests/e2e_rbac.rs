@@ -239,7 +239,7 @@ async fn controller_calls(e: &E2e) -> Vec<Request> {
         .collect();
     let set: BTreeSet<Request> = records
         .iter()
-        .map(Request::from)
+        .flat_map(rbac::authorizations)
         .filter(Request::is_resource)
         .collect();
     set.into_iter().collect()

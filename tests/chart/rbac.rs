@@ -6,7 +6,7 @@
 //! #[path = "chart/rbac.rs"]
 //! mod rbac;
 //! let policy = rbac::Policy::for_service_account(&rbac::chart_snapshot("default"), "tycho-system", "tycho");
-//! let denied = policy.denied(emulator.requests().iter().filter(|r| r.user_agent.starts_with("tycho")).map(rbac::Request::from));
+//! let denied = policy.denied(emulator.requests().iter().filter(|r| r.user_agent.starts_with("tycho")).flat_map(rbac::authorizations));
 //! assert!(denied.is_empty(), "{}", rbac::describe(&denied));
 //! ```
 //! The rendered chart comes from tests/chart/snapshots/ (what `helm template` renders with the default values
@@ -147,6 +147,21 @@ impl From<&tycho_emulator::RequestRecord> for Request {
             &r.namespace,
             &r.name,
         )
+    }
+}
+
+/// Every authorization a logged request needed. kube-apiserver authorizes a request once by its verb,
+/// except a PATCH that creates the object (a server-side apply of a missing object; the log shows its 201),
+/// which it also authorizes as `create` — a real authorizer refused the chart's first least-privilege
+/// rules (patch without create) on exactly that.
+pub fn authorizations(r: &tycho_emulator::RequestRecord) -> Vec<Request> {
+    let request = Request::from(r);
+    if r.verb == "patch" && r.code == 201 {
+        let mut create = request.clone();
+        create.verb = "create".into();
+        vec![request, create]
+    } else {
+        vec![request]
     }
 }
 

@@ -203,21 +203,20 @@ def test_optional_objects(case):
 # --- RBAC: exactly what Tycho uses, no wildcards
 
 NAMESPACED = {
-    ("tycho.dev", "systems"): {"get", "list", "watch", "patch", "update", "delete"},
-    ("tycho.dev", "systems/status"): {"get", "patch", "update"},
+    ("tycho.dev", "systems"): {"list", "watch", "delete"},
+    ("tycho.dev", "systems/status"): {"patch"},
     ("tycho.dev", "systems/finalizers"): {"update"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "update", "delete"},
-    ("", "pods"): {"get", "list", "watch", "create", "patch", "update", "delete"},
-    ("", "services"): {"get", "list", "watch", "create", "patch", "update", "delete"},
-    ("", "configmaps"): {"get", "list", "watch", "create", "patch", "update", "delete"},
+    ("apps", "deployments"): {"list", "watch", "create", "patch", "delete"},
+    ("", "pods"): {"list", "watch", "create", "patch", "delete"},
+    ("", "services"): {"list", "watch", "create", "patch", "delete"},
+    ("", "configmaps"): {"list", "watch", "create", "patch", "delete"},
     ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("events.k8s.io", "events"): {"create", "patch"},
-    ("", "events"): {"create", "patch"},
     ("", "persistentvolumeclaims"): {"get", "list", "watch"},
 }
 CLUSTER = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get"},
-    ("", "nodes"): {"get", "list", "watch"},
+    ("", "nodes"): {"list"},
 }
 
 

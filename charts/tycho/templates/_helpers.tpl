@@ -91,35 +91,33 @@ Events and claims. Shared by the ClusterRole (cluster-wide mode) and the per-nam
 verbs the operator uses; no wildcards. tests/chart checks the operator's recorded API calls against them.
 */}}
 {{- define "tycho.namespacedRules" -}}
-# The System resources: watched, their status written through the status subresource, and deleted when
-# their session or lifetime ends.
+# The System resources: read from a watch, deleted when their session or lifetime ends, and their status
+# written with a patch of the status subresource (the operator never writes a System's spec).
 - apiGroups: ["tycho.dev"]
   resources: ["systems"]
-  verbs: ["get", "list", "watch", "patch", "update", "delete"]
+  verbs: ["list", "watch", "delete"]
 - apiGroups: ["tycho.dev"]
   resources: ["systems/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 # Children carry a controller ownerReference with blockOwnerDeletion: clusters running the
 # OwnerReferencesPermissionEnforcement admission plugin require update on the owner's finalizers for that.
 - apiGroups: ["tycho.dev"]
   resources: ["systems/finalizers"]
   verbs: ["update"]
-# Children of a System, applied with server-side apply, pruned and replaced.
+# Children of a System: read from watches, written with server-side apply, pruned and replaced with DELETE.
+# An apply that creates a missing child is a PATCH that kube-apiserver also authorizes as create.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods", "services", "configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Session Leases (watched, marked collected and deleted) and the leader-election Lease.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# Events on Systems.
+# Events on Systems (events.k8s.io/v1: created, and patched when they repeat).
 - apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
 # Claims mounted by Systems: only read, to report a missing claim. Tycho never deletes a claim.
@@ -138,9 +136,9 @@ Rules for cluster-scoped resources: the CRD (readiness checks it is installed) a
   resourceNames: ["systems.tycho.dev"]
   verbs: ["get"]
 {{- if .Values.rbac.readNodes }}
-# Node addresses for the URLs in a System's endpoints.
+# Node addresses for the URLs in a System's endpoints (listed, not watched).
 - apiGroups: [""]
   resources: ["nodes"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 {{- end }}
 {{- end -}}
