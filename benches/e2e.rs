@@ -1903,6 +1903,8 @@ async fn run(a: Args) -> R<()> {
     let tpl = template()?;
     let started = Instant::now();
     let load_start = load_average();
+    // At the start: others may commit to the working tree while a long run goes on.
+    let commit_start = commit();
     let most_services = a
         .systems
         .iter()
@@ -2016,8 +2018,8 @@ async fn run(a: Args) -> R<()> {
     println!("## Results");
     println!();
     println!(
-        "commit `{}` · {} CPUs · load average at start {} / at end {} · {target} · {} creates in flight · controller `--concurrency {}` · total {:.0} s",
-        commit(),
+        "commit `{}` at the start · {} CPUs · load average at start {} / at end {} · {target} · {} creates in flight · controller `--concurrency {}` · total {:.0} s",
+        commit_start,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_start,
         load_average(),
