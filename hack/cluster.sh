@@ -250,7 +250,7 @@ EOF
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
     --api-audiences=https://kubernetes.default.svc.cluster.local \
-    --service-cluster-ip-range=10.0.0.0/24 --authorization-mode=Node,RBAC --allow-privileged=true \
+    --service-cluster-ip-range=10.0.0.0/16 --authorization-mode=Node,RBAC --allow-privileged=true \
     --enable-priority-and-fairness=false --endpoint-reconciler-type=none --etcd-compaction-interval=1m \
     --storage-media-type=application/vnd.kubernetes.protobuf "${audit[@]}"
   local curl_admin=(curl -fsS --cacert "$p/ca.crt" --cert "$p/admin.crt" --key "$p/admin.key")
