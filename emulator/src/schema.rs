@@ -1166,11 +1166,30 @@ const TYPES: [&str; 6] = ["object", "array", "string", "integer", "number", "boo
 
 struct SchemaChecker {
     errors: Vec<FieldError>,
+    /// Forbidden causes of rules over the cost budget (kube-apiserver reports them after the
+    /// schema's other errors).
+    cost_errors: Vec<FieldError>,
+    costs: cost::TotalCost,
+}
+
+/// Where a schema node sits, for CEL cost estimation: whether it is the resource root and the
+/// product of the `maxItems`/`maxProperties` of its enclosing lists and maps (None: unbounded).
+#[derive(Clone, Copy)]
+struct Cardinality {
+    root: bool,
+    max: Option<u64>,
 }
 
 impl SchemaChecker {
     /// Structural-schema rules (KEP 1002) and CEL compilation of one schema node.
-    fn check(&mut self, s: &Value, path: &str, in_junctor: bool, uncorrelatable: bool) {
+    fn check(
+        &mut self,
+        s: &Value,
+        path: &str,
+        in_junctor: bool,
+        uncorrelatable: bool,
+        card: Cardinality,
+    ) {
         let Some(m) = s.as_object() else {
             self.errors.push(invalid(path, "\"\"", "must be an object"));
             return;
@@ -1263,8 +1282,15 @@ impl SchemaChecker {
                 rules,
                 &child(path, "x-kubernetes-validations"),
                 uncorrelatable,
+                (!in_junctor).then_some(card),
             );
         }
+        let child_card = Cardinality {
+            root: false,
+            max: card
+                .max
+                .and_then(|c| cost::max_elements(s).map(|e| c.saturating_mul(e))),
+        };
         if let Some(props) = m.get("properties").and_then(Value::as_object) {
             for (k, v) in props {
                 self.check(
@@ -1272,12 +1298,13 @@ impl SchemaChecker {
                     &format!("{path}.properties[{k}]"),
                     in_junctor,
                     uncorrelatable,
+                    child_card,
                 );
             }
         }
         if let Some(items) = m.get("items") {
             let unc = uncorrelatable || list_type != Some("map");
-            self.check(items, &child(path, "items"), in_junctor, unc);
+            self.check(items, &child(path, "items"), in_junctor, unc, child_card);
         }
         if let Some(add) = m.get("additionalProperties")
             && add.is_object()
@@ -1287,12 +1314,19 @@ impl SchemaChecker {
                 &child(path, "additionalProperties"),
                 in_junctor,
                 uncorrelatable,
+                child_card,
             );
         }
         for key in ["allOf", "anyOf", "oneOf"] {
             if let Some(a) = m.get(key).and_then(Value::as_array) {
                 for (i, b) in a.iter().enumerate() {
-                    self.check(b, &index(&child(path, key), i), true, uncorrelatable);
+                    self.check(
+                        b,
+                        &index(&child(path, key), i),
+                        true,
+                        uncorrelatable,
+                        child_card,
+                    );
                 }
             }
         }
@@ -1311,12 +1345,27 @@ impl SchemaChecker {
         }
     }
 
-    fn check_rules(&mut self, schema: &Value, rules: &Value, path: &str, uncorrelatable: bool) {
+    fn check_rules(
+        &mut self,
+        schema: &Value,
+        rules: &Value,
+        path: &str,
+        uncorrelatable: bool,
+        card: Option<Cardinality>,
+    ) {
         let Some(list) = rules.as_array() else {
             self.errors.push(invalid(path, "\"\"", "must be a list"));
             return;
         };
         let compiled = kube_cel::compile_schema(&strip_descendant_rules(schema));
+        // The rules' CEL declaration, for their cost estimate (none inside allOf/anyOf/oneOf/not).
+        let decl = card.and_then(|c| {
+            let embedded = bool_of(
+                schema.as_object().unwrap_or(&Map::new()),
+                "x-kubernetes-embedded-resource",
+            );
+            cost::decl_type(schema, c.root || embedded).map(|d| (d, c.max))
+        });
         for (i, raw) in list.iter().enumerate() {
             let rpath = index(path, i);
             let rule = raw.get("rule").and_then(Value::as_str).unwrap_or_default();
@@ -1331,6 +1380,9 @@ impl SchemaChecker {
                     &format!("compilation failed: {e}"),
                 ));
                 continue;
+            }
+            if let Some((d, max)) = &decl {
+                self.observe_cost(d, *max, rule, &child(&rpath, "rule"));
             }
             let uses_old = Program::compile(rule)
                 .map(|p| p.references().has_variable("oldSelf"))
@@ -1366,6 +1418,67 @@ impl SchemaChecker {
     }
 }
 
+impl SchemaChecker {
+    /// The estimated cost of one rule times the cardinality of its node (`getExpressionCost`):
+    /// refused over [`cost::STATIC_ESTIMATED_COST_LIMIT`], added to the schema's total.
+    fn observe_cost(&mut self, decl: &cost::Decl, max: Option<u64>, rule: &str, path: &str) {
+        let Ok(ast) = kube_cel::cel::parser::Parser::new().parse(rule) else {
+            return;
+        };
+        let base = cost::rule_cost(decl, &ast);
+        let cardinality = max.unwrap_or_else(|| cost::max_cardinality(decl.min_size()));
+        let c = if base == 0 {
+            0
+        } else {
+            base.saturating_mul(cardinality)
+        };
+        if c > cost::STATIC_ESTIMATED_COST_LIMIT {
+            self.cost_errors.push(forbidden(
+                path,
+                &cost::cost_error_message(
+                    "estimated rule cost",
+                    c,
+                    cost::STATIC_ESTIMATED_COST_LIMIT,
+                ),
+            ));
+        }
+        self.costs.observe(path, c);
+    }
+
+    /// Checks one version's schema at `base`: its errors, then its rules' cost errors, then the
+    /// total (kube-apiserver's order).
+    fn check_schema(&mut self, s: &Value, base: &str) {
+        self.costs = cost::TotalCost::default();
+        self.check(
+            s,
+            base,
+            false,
+            false,
+            Cardinality {
+                root: true,
+                max: Some(1),
+            },
+        );
+        self.errors.append(&mut self.cost_errors);
+        if self.costs.total > cost::STATIC_ESTIMATED_CRD_COST_LIMIT {
+            for (p, _) in &self.costs.most_expensive {
+                self.errors.push(forbidden(
+                    p,
+                    "contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 schema",
+                ));
+            }
+            self.errors.push(forbidden(
+                base,
+                &cost::cost_error_message(
+                    "x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema",
+                    self.costs.total,
+                    cost::STATIC_ESTIMATED_CRD_COST_LIMIT,
+                ),
+            ));
+        }
+    }
+}
+
 /// Structural-schema sanity of a CustomResourceDefinition's versions, as kube-apiserver checks
 /// it on create/update: every version has a schema, every specified field has a `type` (unless
 /// int-or-string / preserve-unknown-fields), arrays have `items`, `properties` and
@@ -1373,7 +1486,11 @@ impl SchemaChecker {
 /// required or defaulted, defaults are valid, and every CEL rule compiles (kube-cel) and uses
 /// `oldSelf` only where Kubernetes can correlate the old value.
 pub fn validate_crd_schema(crd: &Value) -> Result<(), Vec<FieldError>> {
-    let mut c = SchemaChecker { errors: Vec::new() };
+    let mut c = SchemaChecker {
+        errors: Vec::new(),
+        cost_errors: Vec::new(),
+        costs: cost::TotalCost::default(),
+    };
     let versions = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
@@ -1385,8 +1502,23 @@ pub fn validate_crd_schema(crd: &Value) -> Result<(), Vec<FieldError>> {
             "must have exactly one version marked as storage version",
         ));
     }
+    // kube-apiserver hoists a schema every version shares to `spec.validation` (the internal API)
+    // and names its errors there.
+    let shared = !versions.is_empty()
+        && versions.iter().all(|v| {
+            v.pointer("/schema/openAPIV3Schema").is_some()
+                && v.pointer("/schema/openAPIV3Schema")
+                    == versions[0].pointer("/schema/openAPIV3Schema")
+        });
     for (i, v) in versions.iter().enumerate() {
-        let base = format!("spec.versions[{i}].schema.openAPIV3Schema");
+        if shared && i > 0 {
+            break;
+        }
+        let base = if shared {
+            "spec.validation.openAPIV3Schema".to_string()
+        } else {
+            format!("spec.versions[{i}].schema.openAPIV3Schema")
+        };
         match v.pointer("/schema/openAPIV3Schema") {
             None => c.errors.push(required(&base, "schemas are required")),
             Some(s) => {
@@ -1397,7 +1529,7 @@ pub fn validate_crd_schema(crd: &Value) -> Result<(), Vec<FieldError>> {
                         "must be object at the root",
                     ));
                 }
-                c.check(s, &base, false, false);
+                c.check_schema(s, &base);
             }
         }
     }
@@ -1407,6 +1539,8 @@ pub fn validate_crd_schema(crd: &Value) -> Result<(), Vec<FieldError>> {
         Err(c.errors)
     }
 }
+
+mod cost;
 
 #[cfg(test)]
 mod tests;

@@ -536,7 +536,7 @@ fn crd_schema_structural_errors() {
         .iter()
         .map(ToString::to_string)
         .collect();
-    let base = "spec.versions[0].schema.openAPIV3Schema.properties[spec]";
+    let base = "spec.validation.openAPIV3Schema.properties[spec]";
     for want in [
         format!(
             "{base}.properties[notype].type: Required value: must not be empty for specified object fields"
@@ -573,7 +573,7 @@ fn crd_schema_structural_errors() {
 #[test]
 fn crd_schema_cel_errors() {
     let s = crd_schema(json!({"type":"object","properties":{
-        "tags":{"type":"array","items":{"type":"string","x-kubernetes-validations":[{"rule":"self == oldSelf"}]}}},
+        "tags":{"type":"array","maxItems":8,"items":{"type":"string","maxLength":16,"x-kubernetes-validations":[{"rule":"self == oldSelf"}]}}},
         "x-kubernetes-validations":[{"rule":"self.n >"},{"rule":"self.all(k, k != 'x')"}]}));
     let e: Vec<String> = validate_crd_schema(&crd(s))
         .unwrap_err()
@@ -581,7 +581,7 @@ fn crd_schema_cel_errors() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(e.len(), 2, "{e:#?}");
-    assert!(e[0].starts_with("spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: \"self.n >\": compilation failed"));
+    assert!(e[0].starts_with("spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: \"self.n >\": compilation failed"));
     assert!(e[1].contains("properties[tags].items.x-kubernetes-validations[0].rule"));
     assert!(e[1].contains("oldSelf cannot be used on the uncorrelatable portion"));
     // a version without schema
