@@ -308,7 +308,7 @@ async fn the_controller_runs_with_the_arguments_the_chart_renders() {
     let mut e = E2e::start().await;
     if e.skip_unless_emulator(
         "the_controller_runs_with_the_arguments_the_chart_renders",
-        "a controller in the chart's release namespace (tycho-system, shared on a real cluster)",
+        "a controller in the chart's release namespace (tycho-system, shared on a real cluster; tests/e2e_helm.rs runs the chart's args there)",
     ) {
         return;
     }
@@ -333,7 +333,7 @@ async fn every_call_of_the_controller_process_is_allowed_by_the_chart_rbac() {
     let mut e = E2e::start().await;
     if e.skip_unless_emulator(
         "every_call_of_the_controller_process_is_allowed_by_the_chart_rbac",
-        "the RBAC check reads the emulator's request log",
+        "the RBAC check reads the emulator's request log (tests/e2e_helm.rs has the real authorizer judge the chart's RBAC)",
     ) {
         return;
     }
@@ -417,7 +417,7 @@ async fn every_call_of_a_namespaced_controller_is_allowed_by_the_namespaced_char
     let mut e = E2e::start_in("team-a").await;
     if e.skip_unless_emulator(
         "every_call_of_a_namespaced_controller_is_allowed_by_the_namespaced_chart_rbac",
-        "the RBAC check reads the emulator's request log",
+        "the RBAC check reads the emulator's request log (tests/e2e_helm.rs has the real authorizer judge the chart's RBAC)",
     ) {
         return;
     }
