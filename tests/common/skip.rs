@@ -3,8 +3,8 @@
 //! the same line to the file named by `TYCHO_TEST_SKIP_LOG` when that is set, so that a test run can count
 //! its skips (`.ci/run` prints the count).
 //!
-//! Shared by `common` (`mod skip;`) and `common/process.rs` (`#[path = "skip.rs"] mod skip;`); the
-//! emulator's tests have the same in `emulator/tests/api_common/skip.rs`.
+//! Shared by `common` (`mod skip;`), `common/process.rs` (`#[path = "skip.rs"] mod skip;`) and the
+//! emulator's tests (`emulator/tests/api_common`, by path).
 #![allow(dead_code)]
 
 use std::io::Write;

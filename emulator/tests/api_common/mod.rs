@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tycho_emulator::{Emulator, EmulatorConfig};
 
+// The tycho crate's skip facility, one file for both crates' tests.
+#[path = "../../../tests/common/skip.rs"]
 mod skip;
 #[allow(unused_imports)]
 pub use skip::{SKIP_LOG_ENV, current_test, skip};
