@@ -11,20 +11,21 @@
 //! `benches/e2e.rs` (its sessions phase), and printed here as `MEASURE` lines.
 
 mod common;
+#[path = "common/lease_history.rs"]
+mod lease_history;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{TestCluster, eventually};
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use lease_history::{LeaseHistory, renew_time};
 use serde_json::json;
 use tycho::model::{ANNOTATION_COLLECTED, Phase, System};
 use tycho_emulator::RequestRecord;
@@ -87,10 +88,6 @@ async fn renew(api: &Api<Lease>, name: &str) -> Option<i64> {
     renew_time(&lease)
 }
 
-fn renew_time(l: &Lease) -> Option<i64> {
-    l.spec.as_ref()?.renew_time.as_ref().map(|t| micros(t.0))
-}
-
 /// Renew the Lease every `every` until `stop` is set; returns the `renewTime` of the last successful
 /// renewal and how many succeeded.
 fn renewer(
@@ -110,83 +107,6 @@ fn renewer(
         }
         (last, count)
     })
-}
-
-/// Every version of one Lease that a watch (started at creation) receives, and whether it was deleted.
-#[derive(Clone, Default)]
-struct LeaseHistory(Arc<Mutex<Vec<(bool, Lease)>>>);
-
-impl LeaseHistory {
-    fn watch(api: Api<Lease>, name: &str) -> (LeaseHistory, tokio::task::JoinHandle<()>) {
-        let history = LeaseHistory::default();
-        let h = history.clone();
-        let name = name.to_string();
-        let task = tokio::spawn(async move {
-            let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
-            while let Some(ev) = events.next().await {
-                let (deleted, lease) = match ev {
-                    Ok(watcher::Event::Apply(l) | watcher::Event::InitApply(l)) => (false, l),
-                    Ok(watcher::Event::Delete(l)) => (true, l),
-                    _ => continue,
-                };
-                if lease.metadata.name.as_deref() == Some(name.as_str()) {
-                    h.0.lock().expect("history lock").push((deleted, lease));
-                }
-            }
-        });
-        (history, task)
-    }
-
-    fn versions(&self) -> Vec<(bool, Lease)> {
-        self.0.lock().expect("history lock").clone()
-    }
-
-    /// The first version carrying the controller's collected mark.
-    fn marked(&self) -> Option<Lease> {
-        self.versions()
-            .into_iter()
-            .map(|(_, l)| l)
-            .find(|l| collected_mark(l).is_some())
-    }
-
-    fn deleted(&self) -> bool {
-        self.versions().iter().any(|(d, _)| *d)
-    }
-
-    /// How many distinct `renewTime`s were seen.
-    fn renewals(&self) -> usize {
-        let mut times: Vec<i64> = self
-            .versions()
-            .iter()
-            .filter_map(|(_, l)| renew_time(l))
-            .collect();
-        times.dedup();
-        times.len()
-    }
-
-    fn describe(&self) -> String {
-        self.versions()
-            .iter()
-            .map(|(d, l)| {
-                format!(
-                    "{}rv={} renewTime={:?} collected={:?}",
-                    if *d { "DELETED " } else { "" },
-                    l.metadata.resource_version.as_deref().unwrap_or("?"),
-                    renew_time(l),
-                    collected_mark(l)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
-fn collected_mark(l: &Lease) -> Option<String> {
-    l.metadata
-        .annotations
-        .as_ref()?
-        .get(ANNOTATION_COLLECTED)
-        .cloned()
 }
 
 /// The controller's Events on `object` with `reason`: their `eventTime` in microseconds.

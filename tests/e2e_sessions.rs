@@ -9,13 +9,12 @@
 //! precondition), and the controller's `SessionExpired` Events give when it acted (`eventTime`, its clock, on
 //! this machine). How soon after expiry is measured by `benches/e2e.rs` and printed here (`MEASURE`).
 
+#[path = "common/lease_history.rs"]
+mod lease_history;
 #[path = "common/process.rs"]
 mod process;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use futures::StreamExt;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -23,7 +22,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use lease_history::{LeaseHistory, renew_time};
 use process::{E2e, WAIT, eventually};
 use serde_json::json;
 use tycho::model::{ANNOTATION_COLLECTED, System};
@@ -57,55 +56,6 @@ async fn renew(leases: &Api<Lease>) -> i64 {
     renew_time(&lease).expect("a renewed Lease has a renewTime")
 }
 
-fn renew_time(l: &Lease) -> Option<i64> {
-    Some(l.spec.as_ref()?.renew_time.as_ref()?.0.as_microsecond())
-}
-
-fn collected_mark(l: &Lease) -> Option<&String> {
-    l.metadata.annotations.as_ref()?.get(ANNOTATION_COLLECTED)
-}
-
-/// Every version of the Lease `sess` a watch receives (and whether it was the deletion).
-type History = Arc<Mutex<Vec<(bool, Lease)>>>;
-
-fn watch_lease(api: Api<Lease>) -> (History, tokio::task::JoinHandle<()>) {
-    let history = History::default();
-    let h = history.clone();
-    let task = tokio::spawn(async move {
-        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
-        while let Some(ev) = events.next().await {
-            let (deleted, lease) = match ev {
-                Ok(watcher::Event::Apply(l) | watcher::Event::InitApply(l)) => (false, l),
-                Ok(watcher::Event::Delete(l)) => (true, l),
-                _ => continue,
-            };
-            if lease.metadata.name.as_deref() == Some("sess") {
-                h.lock().expect("history lock").push((deleted, lease));
-            }
-        }
-    });
-    (history, task)
-}
-
-fn describe(history: &History) -> String {
-    history
-        .lock()
-        .expect("history lock")
-        .iter()
-        .map(|(d, l)| {
-            format!(
-                "{}rv={} renewTime={:?} collected={:?}",
-                if *d { "DELETED " } else { "" },
-                l.metadata.resource_version.as_deref().unwrap_or("?"),
-                renew_time(l),
-                collected_mark(l)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// `eventTime`s (microseconds) of the controller's Events `reason` on `object`.
 async fn event_times(events: &Api<Event>, object: &str, reason: &str) -> Vec<i64> {
     events
         .list(&ListParams::default())
@@ -135,7 +85,7 @@ async fn an_unrenewed_session_lease_takes_its_systems_after_its_duration_never_b
         }
     }))
     .unwrap();
-    let (history, watching) = watch_lease(leases.clone());
+    let (history, watching) = LeaseHistory::watch(leases.clone(), "sess");
     leases.create(&PostParams::default(), &lease).await.unwrap();
     let mut last = Instant::now();
     let names = ["a", "b", "c"];
@@ -189,33 +139,23 @@ async fn an_unrenewed_session_lease_takes_its_systems_after_its_duration_never_b
                 return None;
             }
         }
-        history
-            .lock()
-            .expect("history lock")
-            .iter()
-            .any(|(d, _)| *d)
-            .then_some(())
+        history.deleted().then_some(())
     })
     .await;
     assert!(
         gone.is_some(),
         "the session's Systems and Lease are not gone within {WAIT:?}; Lease versions seen: {}",
-        describe(&history)
+        history.describe()
     );
     watching.abort();
 
     // The controller's decision: the Lease version with its collected mark carries the renewal it was based
     // on — the last one (no collection while renewed).
-    let marked = history
-        .lock()
-        .expect("history lock")
-        .iter()
-        .map(|(_, l)| l.clone())
-        .find(|l| collected_mark(l).is_some());
+    let marked = history.marked();
     let marked = marked.unwrap_or_else(|| {
         panic!(
             "no Lease version with the {ANNOTATION_COLLECTED} mark: {}",
-            describe(&history)
+            history.describe()
         )
     });
     let based_on = renew_time(&marked).expect("the marked Lease has a renewTime");
@@ -223,7 +163,7 @@ async fn an_unrenewed_session_lease_takes_its_systems_after_its_duration_never_b
         based_on,
         last,
         "collected on an earlier renewal than the last: {}",
-        describe(&history)
+        history.describe()
     );
     // Its acts: a SessionExpired Event per System, never before the expiry, not more than LATE after.
     let due = based_on + DURATION.as_micros() as i64;
