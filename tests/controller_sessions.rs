@@ -25,7 +25,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use lease_history::{LeaseHistory, renew_time};
+use lease_history::{LeaseHistory, event_times, renew_time};
 use serde_json::json;
 use tycho::model::{ANNOTATION_COLLECTED, Phase, System};
 use tycho_emulator::RequestRecord;
@@ -109,21 +109,6 @@ fn renewer(
     })
 }
 
-/// The controller's Events on `object` with `reason`: their `eventTime` in microseconds.
-async fn event_times(c: &TestCluster, object: &str, reason: &str) -> Vec<i64> {
-    let events: Api<Event> = c.api();
-    events
-        .list(&ListParams::default())
-        .await
-        .expect("list Events")
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .filter_map(|e| e.event_time.map(|t| micros(t.0)))
-        .collect()
-}
-
 async fn event_reasons(c: &TestCluster, object: &str) -> Vec<String> {
     let events: Api<Event> = c.api();
     events
@@ -140,7 +125,10 @@ async fn event_reasons(c: &TestCluster, object: &str) -> Vec<String> {
 /// The `eventTime` of the (first) Event `reason` on `object`, waiting for it.
 async fn wait_event_time(c: &TestCluster, object: &str, reason: &str) -> i64 {
     let t = eventually(WAIT, || async {
-        event_times(c, object, reason).await.into_iter().min()
+        event_times(&c.api(), object, reason)
+            .await
+            .into_iter()
+            .min()
     })
     .await;
     match t {
@@ -373,7 +361,7 @@ async fn an_expired_session_collects_its_systems_after_its_duration_and_never_be
         "a System of no session stays"
     );
     assert!(
-        event_times(&c, "control", "SessionExpired")
+        event_times(&c.api(), "control", "SessionExpired")
             .await
             .is_empty(),
         "no SessionExpired Event on the control System"

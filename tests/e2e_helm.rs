@@ -102,16 +102,15 @@ fn deployment_args(manifests: &str, env: &[(&str, &str)]) -> Vec<String> {
 /// A kubeconfig for `token` on the cluster of `admin` (same server and CA).
 fn token_kubeconfig(admin: &Path, token: &str, dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(admin).expect("read the admin kubeconfig");
-    let mut kc: Value = serde_saphyr::from_str(&text).expect("a kubeconfig");
-    let cluster = kc["clusters"][0]["cluster"].clone();
-    let sa = json!({
+    let admin: Value = serde_saphyr::from_str(&text).expect("a kubeconfig");
+    let cluster = admin["clusters"][0]["cluster"].clone();
+    let kc = json!({
         "apiVersion": "v1", "kind": "Config",
         "clusters": [{ "name": "c", "cluster": cluster }],
         "users": [{ "name": "sa", "user": { "token": token } }],
         "contexts": [{ "name": "sa", "context": { "cluster": "c", "user": "sa" } }],
         "current-context": "sa",
     });
-    kc = sa;
     let path = dir.join("serviceaccount.kubeconfig");
     std::fs::write(&path, kc.to_string()).expect("write the ServiceAccount's kubeconfig");
     path

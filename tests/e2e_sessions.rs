@@ -21,8 +21,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use lease_history::{LeaseHistory, renew_time};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use lease_history::{LeaseHistory, event_times, renew_time};
 use process::{E2e, WAIT, eventually};
 use serde_json::json;
 use tycho::model::{ANNOTATION_COLLECTED, System};
@@ -54,19 +54,6 @@ async fn renew(leases: &Api<Lease>) -> i64 {
         .await
         .expect("renew the Lease");
     renew_time(&lease).expect("a renewed Lease has a renewTime")
-}
-
-async fn event_times(events: &Api<Event>, object: &str, reason: &str) -> Vec<i64> {
-    events
-        .list(&ListParams::default())
-        .await
-        .expect("list Events")
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .filter_map(|e| e.event_time.map(|t| t.0.as_microsecond()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

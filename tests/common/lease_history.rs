@@ -1,4 +1,4 @@
-//! Every version of one session Lease that a watch (started at its creation) receives: the record the
+//! The session tests' records. Every version of one session Lease that a watch (started at its creation) receives: the record the
 //! session tests read instead of a stopwatch — which renewals came, which version carries the controller's
 //! collected mark (written conditionally on the version it was based on), and whether it was deleted.
 //!
@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use tycho::model::ANNOTATION_COLLECTED;
 
@@ -25,6 +26,20 @@ pub fn collected_mark(l: &Lease) -> Option<String> {
         .as_ref()?
         .get(ANNOTATION_COLLECTED)
         .cloned()
+}
+
+/// The controller's Events on `object` with `reason`: their `eventTime` in microseconds.
+pub async fn event_times(events: &Api<Event>, object: &str, reason: &str) -> Vec<i64> {
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.event_time.map(|t| t.0.as_microsecond()))
+        .collect()
 }
 
 /// The versions of one Lease, in the order the watch received them, each with whether it was the deletion.
