@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod schema;
+pub mod selector;
 pub mod server;
 pub mod sim;
 pub mod ssa;
