@@ -32,7 +32,7 @@
 //!    annotation bumps `resourceVersion` but not `generation`), counted from the emulator's request log;
 //!    then the controller's peak RSS;
 //! 2. **floor** (for each N): the same rendered objects (ConfigMap, Service, Deployment per System, from
-//!    `tycho::render::Renderer`) created straight through the API with no operator, until every
+//!    `tycho_operator::render::Renderer`) created straight through the API with no operator, until every
 //!    Deployment is ready; Tycho's time is reported as a ratio to it;
 //! 3. **steady**: create→Ready latency at `--rate` Systems/s for `--steady-secs`;
 //! 4. **sessions**: `--sessions` Leases (one System each) renewed until all Systems are Ready, then
@@ -70,9 +70,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
-use tycho::model::{Expose, Phase, System};
-use tycho::render::{RenderSettings, Renderer, WorkloadObject};
 use tycho_emulator::{Emulator, EmulatorConfig, RequestRecord};
+use tycho_model::{Expose, Phase, System};
+use tycho_operator::render::{RenderSettings, Renderer, WorkloadObject};
 
 type R<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -766,7 +766,7 @@ async fn real_nodes(client: &Client) -> R<(usize, u64)> {
     let pods = ready
         .iter()
         .filter_map(|n| n.status.as_ref()?.allocatable.as_ref()?.get("pods"))
-        .filter_map(|q| tycho::quantity::Quantity::parse(&q.0).ok()?.value())
+        .filter_map(|q| tycho_model::quantity::Quantity::parse(&q.0).ok()?.value())
         .map(|v| u64::try_from(v).unwrap_or(0))
         .sum();
     Ok((ready.len(), pods))

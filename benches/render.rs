@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tycho::render::{RenderSettings, Renderer};
+use tycho_operator::render::{RenderSettings, Renderer};
 
 fn per_second(budget: Duration, mut f: impl FnMut()) -> f64 {
     // Warm up, then run in batches until the budget is spent.

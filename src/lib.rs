@@ -1,12 +1,7 @@
-//! Tycho: launch whole stacks on Kubernetes from a `System` resource, and collect them when the
-//! session that started them ends.
+//! The `tycho` command line. The model, SDK and operator are crates of their own:
+//! [`tycho_model`], [`tycho_sdk`] and [`tycho_operator`]; the Kubernetes API emulator behind
+//! `tycho dev` and `tycho sim` is `tycho_emulator`, compiled in with the `dev` feature (on by
+//! default, off in the operator's image).
 #![deny(missing_docs)]
 
 pub mod cli;
-pub mod controller;
-pub mod leader;
-pub mod model;
-pub mod quantity;
-pub mod render;
-pub mod sdk;
-pub mod validate;

@@ -33,7 +33,7 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
 }
 
 fn schema() -> Value {
-    serde_json::to_value(<tycho::model::System as kube::CustomResourceExt>::crd())
+    serde_json::to_value(<tycho_model::System as kube::CustomResourceExt>::crd())
         .expect("the CRD as JSON")
         .pointer("/spec/versions/0/schema/openAPIV3Schema")
         .expect("the CRD's schema")

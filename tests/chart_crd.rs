@@ -4,7 +4,7 @@
 #[test]
 fn chart_crd_is_the_generated_crd() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let generated = tycho::model::crd_yaml().unwrap();
+    let generated = tycho_model::crd_yaml().unwrap();
     let chart =
         std::fs::read_to_string(root.join("charts/tycho/crds/tycho.dev_systems.yaml")).unwrap();
     assert!(

@@ -1,6 +1,6 @@
 //! The status samples the Argo CD health check is tested against (gitops/argocd/testdata/*.json) are what
 //! the controller's own status function writes: this test recomputes each one with
-//! `tycho::controller::status::compute_status` and fails when a committed sample drifts from it.
+//! `tycho_operator::controller::status::compute_status` and fails when a committed sample drifts from it.
 //! `UPDATE_GITOPS_TESTDATA=1 cargo test --test chart_gitops` rewrites them; `ci/chart-check.sh` then runs
 //! the Lua health check over them (gitops/argocd/tests).
 
@@ -13,10 +13,10 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ObjectMeta;
-use tycho::controller::status::{
+use tycho_model::{ContainerSpec, PortSpec, System, SystemSpec, SystemStatus};
+use tycho_operator::controller::status::{
     AppliedWorkload, Outcome, SessionStatus, StatusInput, compute_status,
 };
-use tycho::model::{ContainerSpec, PortSpec, System, SystemSpec, SystemStatus};
 
 fn testdata() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("gitops/argocd/testdata")

@@ -21,10 +21,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResourceExt};
 use rbac::{Grant, Policy, Request, describe};
-use tycho::controller::{self, ControllerConfig};
-use tycho::leader::LeaderElector;
-use tycho::model::System;
 use tycho_emulator::{Emulator, EmulatorConfig};
+use tycho_model::System;
+use tycho_operator::controller::{self, ControllerConfig};
+use tycho_operator::leader::LeaderElector;
 
 const AGENT: &str = "tycho-controller-under-test";
 const RELEASE_NS: &str = "tycho-system";

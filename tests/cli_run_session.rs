@@ -19,7 +19,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
 use kube::runtime::watcher;
 use tokio::process::{Child, Command};
-use tycho::model::System;
+use tycho_model::System;
 
 struct Run {
     child: Child,
@@ -242,7 +242,7 @@ async fn run_killed_with_sigkill_is_collected_after_the_lease_duration() {
             l.metadata
                 .annotations
                 .as_ref()
-                .is_some_and(|a| a.contains_key(tycho::model::ANNOTATION_COLLECTED))
+                .is_some_and(|a| a.contains_key(tycho_model::ANNOTATION_COLLECTED))
         })
         .unwrap_or_else(|| panic!("no collected mark on the Lease: {}", describe()));
     let renewed = marked

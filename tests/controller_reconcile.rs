@@ -13,7 +13,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tycho::model::{Phase, System};
+use tycho_model::{Phase, System};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -682,7 +682,7 @@ async fn transient_api_errors_back_off_and_recover() {
     });
     let ctrl = c
         .run_controller(|cfg| {
-            cfg.backoff = tycho::controller::backoff::BackoffPolicy {
+            cfg.backoff = tycho_operator::controller::backoff::BackoffPolicy {
                 base: Duration::from_millis(200),
                 cap: Duration::from_secs(2),
             }

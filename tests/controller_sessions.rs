@@ -27,8 +27,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use lease_history::{LeaseHistory, event_times, renew_time};
 use serde_json::json;
-use tycho::model::{ANNOTATION_COLLECTED, Phase, System};
 use tycho_emulator::RequestRecord;
+use tycho_model::{ANNOTATION_COLLECTED, Phase, System};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Lease duration of the renewed sessions: renewals every 500 ms leave 3.5 s of slack for a stalled machine.

@@ -10,7 +10,7 @@ fn check(relative: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
     let committed =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{relative}: {e}; {REGENERATE}"));
-    let generated = tycho::model::crd_yaml().expect("the CRD serializes");
+    let generated = tycho_model::crd_yaml().expect("the CRD serializes");
     if committed != generated {
         let line = committed
             .lines()
@@ -40,7 +40,7 @@ fn chart_crd_matches_the_model_when_the_chart_exists() {
 #[test]
 fn the_crd_parses_and_describes_systems() {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let text = tycho::model::crd_yaml().unwrap();
+    let text = tycho_model::crd_yaml().unwrap();
     let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).unwrap();
     assert_eq!(crd.metadata.name.as_deref(), Some("systems.tycho.dev"));
     assert_eq!(crd.spec.names.kind, "System");

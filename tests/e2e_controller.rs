@@ -17,7 +17,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use process::{E2e, WAIT, eventually};
 use serde_json::json;
-use tycho::model::System;
+use tycho_model::System;
 
 fn ready_wait(e: &E2e) -> Duration {
     if e.is_emulator() {

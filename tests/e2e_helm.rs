@@ -32,8 +32,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use process::{E2e, KUBECONFIG_ENV, WAIT, eventually, repo_path, skip, tycho_bin};
 use serde_json::{Value, json};
-use tycho::model::System;
 use tycho_emulator::RequestRecord;
+use tycho_model::System;
 
 /// Run a command; (success, stdout, stderr).
 fn run(cmd: &mut Command) -> (bool, String, String) {

@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, ListParams};
 use process::{E2e, WAIT, eventually, repo_path};
-use tycho::model::System;
+use tycho_model::System;
 
 /// Time for pods to turn Ready: the simulated cluster takes a fraction of a second, a real one pulls images.
 fn ready_wait(e: &E2e) -> Duration {

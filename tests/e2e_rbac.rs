@@ -29,7 +29,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use process::{E2e, WAIT, eventually, repo_path};
 use rbac::{Policy, Request, describe};
 use serde_json::{Value, json};
-use tycho::model::System;
+use tycho_model::System;
 
 const RELEASE_NS: &str = "tycho-system";
 const POD_NAME: &str = "tycho-6d5f7c9b8-x2x4q";

@@ -25,7 +25,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use lease_history::{LeaseHistory, event_times, renew_time};
 use process::{E2e, WAIT, eventually};
 use serde_json::json;
-use tycho::model::{ANNOTATION_COLLECTED, System};
+use tycho_model::{ANNOTATION_COLLECTED, System};
 
 const DURATION: Duration = Duration::from_secs(3);
 /// Generous bound on how late after the Lease's expiry the collection may come: a loaded machine's

@@ -17,8 +17,8 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tycho::leader::{LeaderElector, LeaderError};
 use tycho_emulator::{Emulator, EmulatorConfig};
+use tycho_operator::leader::{LeaderElector, LeaderError};
 
 const LEASE: Duration = Duration::from_secs(2);
 const RENEW: Duration = Duration::from_millis(1500);

@@ -201,7 +201,7 @@ fn the_templates_flag_overrides_and_a_broken_override_names_the_template() {
         "{err}"
     );
 
-    let src = tycho::render::EMBEDDED_TEMPLATES
+    let src = tycho_operator::render::EMBEDDED_TEMPLATES
         .iter()
         .find(|(n, _)| *n == "service.yaml.tera")
         .unwrap()

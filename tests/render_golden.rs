@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use tycho::cli::render::parse_systems;
-use tycho::render::{RenderSettings, Renderer};
+use tycho_operator::render::{RenderSettings, Renderer};
 
 fn examples() -> Vec<PathBuf> {
     let mut files = yaml_files("examples");

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tycho::model::*;
-use tycho::render::{RenderSettings, Rendered, Renderer, WorkloadObject};
+use tycho_model::*;
+use tycho_operator::render::{RenderSettings, Rendered, Renderer, WorkloadObject};
 
 /// Strings that would break (or subvert) YAML if pasted raw into a template.
 const NASTY: &[&str] = &[

@@ -3,8 +3,10 @@
 
 use std::path::Path;
 
-use tycho::model::*;
-use tycho::render::{EMBEDDED_TEMPLATES, RenderError, RenderSettings, Renderer, WorkloadObject};
+use tycho_model::*;
+use tycho_operator::render::{
+    EMBEDDED_TEMPLATES, RenderError, RenderSettings, Renderer, WorkloadObject,
+};
 
 fn system() -> System {
     System {
@@ -227,7 +229,7 @@ spec:
     let WorkloadObject::Deployment(d) = &rendered.workload else {
         panic!()
     };
-    let owner = tycho::render::owner_reference(&s).unwrap();
+    let owner = tycho_operator::render::owner_reference(&s).unwrap();
     let metas = [
         (&d.metadata, "web"),
         (&rendered.service.as_ref().unwrap().metadata, "web"),

@@ -9,8 +9,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec, Service, Toleration};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use tycho::model::*;
-use tycho::render::{RenderSettings, Rendered, Renderer, WorkloadObject, owner_reference};
+use tycho_model::*;
+use tycho_operator::render::{RenderSettings, Rendered, Renderer, WorkloadObject, owner_reference};
 
 const STRINGS: &[&str] = &[
     "x",
@@ -292,7 +292,7 @@ impl Gen {
 }
 
 fn check(system: &System, renderer: &Renderer) -> Result<(), String> {
-    tycho::validate::validate(system)
+    tycho_model::validate::validate(system)
         .map_err(|e| format!("generator produced an invalid System: {e:?}"))?;
     let rendered = renderer
         .render(system)
@@ -364,7 +364,7 @@ fn check(system: &System, renderer: &Renderer) -> Result<(), String> {
             return Err("bad namespace".into());
         }
         let labels = meta.labels.clone().unwrap_or_default();
-        for (k, v) in tycho::render::standard_labels(system)
+        for (k, v) in tycho_operator::render::standard_labels(system)
             .iter()
             .chain(&system.spec.labels)
         {
@@ -440,7 +440,7 @@ fn check(system: &System, renderer: &Renderer) -> Result<(), String> {
         }
         if c.sleep {
             if k.command.clone().unwrap_or_default()
-                != tycho::render::SLEEP_COMMAND.map(String::from)
+                != tycho_operator::render::SLEEP_COMMAND.map(String::from)
                 || k.args.is_some()
             {
                 return Err("sleeping container does not idle".into());
@@ -462,7 +462,7 @@ fn check(system: &System, renderer: &Renderer) -> Result<(), String> {
             }
         }
         for (i, f) in c.files.iter().enumerate() {
-            let key = tycho::render::file_key(&c.name, i);
+            let key = tycho_operator::render::file_key(&c.name, i);
             let m = k
                 .volume_mounts
                 .iter()
@@ -520,7 +520,9 @@ fn check(system: &System, renderer: &Renderer) -> Result<(), String> {
                 .map(|p| p.name.clone().unwrap_or_default())
                 .collect();
             if names.len() != ports.len()
-                || names.iter().any(|n| !tycho::validate::is_dns1123_label(n))
+                || names
+                    .iter()
+                    .any(|n| !tycho_model::validate::is_dns1123_label(n))
             {
                 return Err(format!(
                     "service port names not unique DNS labels: {names:?}"
@@ -667,8 +669,8 @@ fn the_largest_allowed_files_render_and_one_byte_more_is_refused() {
     ];
     let rendered = renderer.render(&system).unwrap();
     let cm = rendered.config_map.as_ref().unwrap();
-    let key0 = tycho::render::file_key(&system.spec.containers[0].name, 0);
-    let key1 = tycho::render::file_key(&system.spec.containers[0].name, 1);
+    let key0 = tycho_operator::render::file_key(&system.spec.containers[0].name, 0);
+    let key1 = tycho_operator::render::file_key(&system.spec.containers[0].name, 1);
     assert_eq!(cm.data.as_ref().unwrap()[&key0], text);
     assert_eq!(cm.binary_data.as_ref().unwrap()[&key1].0, binary);
     let docs: Vec<serde_json::Value> =

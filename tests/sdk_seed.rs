@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{TestCluster, eventually};
 use kube::api::ListParams;
-use tycho::model::System;
-use tycho::sdk::{ContainerSpec, Location, SessionOptions};
+use tycho_model::System;
+use tycho_sdk::{ContainerSpec, Location, SessionOptions};
 
 const BOOT: Duration = Duration::from_secs(60);
 
@@ -139,16 +139,13 @@ async fn preboot_files_put_and_fetch() {
         );
     }
     let err = container.fetch("/no/such/file").await.unwrap_err();
-    assert!(
-        matches!(err, tycho::sdk::SdkError::NotFound { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, tycho_sdk::SdkError::NotFound { .. }), "{err}");
     let err = container
         .fetch_limited("/tmp/blob.bin", 1000)
         .await
         .unwrap_err();
     assert!(
-        matches!(err, tycho::sdk::SdkError::TooLarge { limit: 1000, .. }),
+        matches!(err, tycho_sdk::SdkError::TooLarge { limit: 1000, .. }),
         "{err}"
     );
     location.close().await.unwrap();
@@ -207,7 +204,7 @@ async fn synchronous_and_asynchronous_processes() {
     // With callbacks, wait() waits for them and leaves the exit code to the termination callback.
     let waited = process.wait().await;
     assert!(
-        matches!(&waited, Err(tycho::sdk::SdkError::Stream { message, .. }) if message.contains("termination callback")),
+        matches!(&waited, Err(tycho_sdk::SdkError::Stream { message, .. }) if message.contains("termination callback")),
         "{waited:?}"
     );
     let (end_time, end_code) = ended
@@ -476,7 +473,7 @@ async fn closing_the_session_collects_everything() {
     let mut w = other.session_watch();
     tokio::time::timeout(
         Duration::from_secs(5),
-        w.wait_for(|s| matches!(s, tycho::sdk::SessionState::Lost(_))),
+        w.wait_for(|s| matches!(s, tycho_sdk::SessionState::Lost(_))),
     )
     .await
     .unwrap()

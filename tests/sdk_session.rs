@@ -12,8 +12,8 @@ use common::{TestCluster, eventually};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::watcher;
-use tycho::sdk::{Location, SessionOptions, SessionState};
 use tycho_emulator::ErrorRule;
+use tycho_sdk::{Location, SessionOptions, SessionState};
 
 const WAIT: Duration = Duration::from_secs(60);
 

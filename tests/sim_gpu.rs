@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
-use tycho::model::{Phase, System};
 use tycho_emulator::EmulatorConfig;
+use tycho_model::{Phase, System};
 
 const WAIT: Duration = Duration::from_secs(60);
 

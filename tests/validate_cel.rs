@@ -1,7 +1,7 @@
 //! The CRD's OpenAPI schema and CEL rules, run the way kube-apiserver runs them (through the
 //! emulator's `schema` module, which uses kube-cel): every rule compiles, every good System is
 //! admitted, and the bad corpus is rejected at admission wherever the schema can express the
-//! check — naming the same field as `tycho::validate`. The rest is left to the controller's
+//! check — naming the same field as `tycho_model::validate`. The rest is left to the controller's
 //! validation (condition + Warning Event), which `validate_corpus` covers.
 
 #[path = "common/fields.rs"]
@@ -13,7 +13,7 @@ use serde_json::Value;
 use tycho_emulator::schema::{UnknownFields, validate_crd_schema, validate_custom_resource};
 
 fn crd() -> Value {
-    serde_json::to_value(<tycho::model::System as kube::CustomResourceExt>::crd()).unwrap()
+    serde_json::to_value(<tycho_model::System as kube::CustomResourceExt>::crd()).unwrap()
 }
 
 fn schema() -> Value {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use tycho::cli::render::parse_systems;
-use tycho::validate::validate;
+use tycho_model::validate::validate;
 
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::CliError;
-use crate::controller::{self, ControllerConfig};
-use crate::render::RenderSettings;
+use tycho_operator::controller::{self, ControllerConfig};
+use tycho_operator::leader::LeaderElectConfig;
+use tycho_operator::render::RenderSettings;
 
 /// Arguments of `tycho controller`.
 #[derive(clap::Args, Debug)]
@@ -40,7 +41,47 @@ pub struct ControllerArgs {
     pub kubeconfig: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub leader: crate::leader::LeaderElectArgs,
+    pub leader: LeaderElectArgs,
+}
+
+/// Command-line flags of leader election, flattened into `tycho controller`'s arguments.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElectArgs {
+    /// Elect a leader among the operator's replicas on a coordination.k8s.io Lease; only the leader reconciles.
+    #[arg(long = "leader-elect", env = "TYCHO_LEADER_ELECT")]
+    pub enabled: bool,
+    /// Namespace of the leader-election Lease (default: the client's namespace, in a pod its own).
+    #[arg(long = "leader-elect-namespace", env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long = "leader-elect-lease-name", default_value = "tycho")]
+    pub lease_name: String,
+    /// Identity of this replica in the Lease (default: the pod name, else the host name plus a random suffix).
+    #[arg(long = "leader-elect-identity", env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a standby waits after the Lease last changed before it takes over.
+    #[arg(long = "leader-elect-lease-duration", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// Seconds the leader keeps trying to renew before it gives up leading (less than the lease duration).
+    #[arg(long = "leader-elect-renew-deadline", default_value_t = 10)]
+    pub renew_deadline_seconds: u64,
+    /// Seconds between attempts to acquire or renew.
+    #[arg(long = "leader-elect-retry-period", default_value_t = 2)]
+    pub retry_period_seconds: u64,
+}
+
+impl From<&LeaderElectArgs> for LeaderElectConfig {
+    fn from(a: &LeaderElectArgs) -> Self {
+        LeaderElectConfig {
+            enabled: a.enabled,
+            namespace: a.namespace.clone(),
+            lease_name: a.lease_name.clone(),
+            identity: a.identity.clone(),
+            lease_duration_seconds: a.lease_duration_seconds,
+            renew_deadline_seconds: a.renew_deadline_seconds,
+            retry_period_seconds: a.retry_period_seconds,
+        }
+    }
 }
 
 /// The User-Agent of the operator's API calls, so audit logs (and the emulator's request log) tell them apart.
@@ -144,8 +185,7 @@ async fn standby_health(
 pub async fn run(args: ControllerArgs) -> Result<ExitCode, CliError> {
     let client = client(args.kubeconfig.as_ref()).await?;
     let config = args.config();
-    let elector = args
-        .leader
+    let elector = LeaderElectConfig::from(&args.leader)
         .elector(client.clone())
         .map_err(|e| CliError::Failed(format!("leader election: {e}")))?;
     let Some(elector) = elector else {
@@ -193,6 +233,48 @@ pub async fn run(args: ControllerArgs) -> Result<ExitCode, CliError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn flags_parse_as_the_chart_passes_them() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            le: LeaderElectArgs,
+        }
+        let t = T::try_parse_from([
+            "t",
+            "--leader-elect",
+            "--leader-elect-namespace=tycho-system",
+            "--leader-elect-lease-name=tycho",
+            "--leader-elect-identity=tycho-6d4f-abcde",
+            "--leader-elect-lease-duration=15",
+            "--leader-elect-renew-deadline=10",
+            "--leader-elect-retry-period=2",
+        ])
+        .unwrap();
+        assert!(t.le.enabled);
+        assert_eq!(t.le.namespace.as_deref(), Some("tycho-system"));
+        assert_eq!(t.le.identity.as_deref(), Some("tycho-6d4f-abcde"));
+        assert_eq!(
+            (
+                t.le.lease_duration_seconds,
+                t.le.renew_deadline_seconds,
+                t.le.retry_period_seconds
+            ),
+            (15, 10, 2)
+        );
+        let off = T::try_parse_from(["t"]).unwrap();
+        assert_eq!(off.le.lease_name, "tycho");
+        assert_eq!(
+            (
+                off.le.lease_duration_seconds,
+                off.le.renew_deadline_seconds,
+                off.le.retry_period_seconds
+            ),
+            (15, 10, 2)
+        );
+    }
+
     use super::*;
     use clap::Parser;
 

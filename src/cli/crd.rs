@@ -6,7 +6,7 @@ use super::CliError;
 
 /// Print the System CRD as YAML.
 pub fn run() -> Result<ExitCode, CliError> {
-    let yaml = crate::model::crd_yaml()
+    let yaml = tycho_model::crd_yaml()
         .map_err(|e| CliError::Failed(format!("cannot serialize the CRD: {e}")))?;
     print!("{yaml}");
     Ok(ExitCode::SUCCESS)

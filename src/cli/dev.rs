@@ -16,8 +16,8 @@ use tycho_emulator::{Emulator, EmulatorConfig};
 
 use super::CliError;
 use super::ops::{ApplyArgs, ClusterArgs};
-use crate::controller::{ControllerConfig, run as run_controller};
-use crate::model::System;
+use tycho_model::System;
+use tycho_operator::controller::{ControllerConfig, run as run_controller};
 
 /// Options shared by `tycho dev` and `tycho sim`.
 #[derive(clap::Args, Debug, Clone)]

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod controller;
 pub mod crd;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod ops;
 pub mod render;
@@ -50,8 +51,10 @@ pub enum Command {
     Crd,
     /// Render Systems from a file into the Kubernetes objects Tycho would create, offline.
     Render(render::RenderArgs),
+    #[cfg(feature = "dev")]
     /// Start an emulated cluster with the CRD installed and the controller running, for trying Tycho without a cluster.
     Dev(dev::DevArgs),
+    #[cfg(feature = "dev")]
     /// Start only the Kubernetes API emulator with a simulated cluster.
     Sim(dev::SimArgs),
     /// Print the version.
@@ -109,7 +112,9 @@ async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Controller(args) => controller::run(args).await,
         Command::Crd => crd::run(),
         Command::Render(args) => render::run(args),
+        #[cfg(feature = "dev")]
         Command::Dev(args) => dev::run_dev(args).await,
+        #[cfg(feature = "dev")]
         Command::Sim(args) => dev::run_sim(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Apply(args) => ops::apply(args).await,

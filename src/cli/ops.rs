@@ -14,8 +14,8 @@ use kube::api::{Api, AttachParams, DeleteParams, ListParams, LogParams, Patch, P
 use tokio::io::AsyncWriteExt;
 
 use super::CliError;
-use crate::model::{LABEL_SYSTEM, Phase, System};
-use crate::sdk::{ConnectOptions, Container, SdkError};
+use tycho_model::{LABEL_SYSTEM, Phase, System};
+use tycho_sdk::{ConnectOptions, Container, SdkError};
 
 /// Field manager of `tycho apply`.
 pub const FIELD_MANAGER: &str = "tycho-cli";
@@ -723,7 +723,7 @@ pub async fn exec(args: ExecArgs) -> Result<ExitCode, CliError> {
         t.abort();
     }
     let _ = std::io::stdout().flush();
-    match crate::sdk::exit_code_of(status.as_ref()) {
+    match tycho_sdk::exit_code_of(status.as_ref()) {
         Ok(0) => Ok(ExitCode::SUCCESS),
         Ok(code) => Ok(ExitCode::from(
             u8::try_from(code.clamp(0, 255)).unwrap_or(1),

@@ -1,7 +1,7 @@
 //! `tycho render -f FILE`: render Systems offline into multi-document YAML (like `helm template`).
 //!
 //! Every document of every file must be a `tycho.dev/v1alpha1` System. Each is validated (the
-//! checks of [`crate::validate`] plus unknown fields, which the API server's strict field
+//! checks of [`tycho_model::validate`] plus unknown fields, which the API server's strict field
 //! validation would reject too) and rendered; the objects are printed in input order, each
 //! System's as ConfigMap, workload, Service. Invalid input exits with code 2 and a message naming
 //! the file, the document and the field.
@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::CliError;
-use crate::model::{GROUP, System, VERSION};
-use crate::render::{RenderError, RenderSettings, Renderer};
+use tycho_model::{GROUP, System, VERSION};
+use tycho_operator::render::{RenderError, RenderSettings, Renderer};
 
 /// Arguments of `tycho render`.
 #[derive(clap::Args, Debug)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::CliError;
 use super::ops::{ClusterArgs, parse_duration, say, sdk, spinner};
-use crate::sdk::{ContainerSpec, Location, SessionOptions, SessionState, open_browser};
+use tycho_sdk::{ContainerSpec, Location, SessionOptions, SessionState, open_browser};
 
 const EXIT_HELP: &str = "\
 Exit codes:
@@ -255,7 +255,7 @@ async fn session_body(
     location: &Location,
     spec: ContainerSpec,
 ) -> Result<(), Stop> {
-    let fail = |e: crate::sdk::SdkError| Stop::Failed(sdk(e));
+    let fail = |e: tycho_sdk::SdkError| Stop::Failed(sdk(e));
     let container = location.spawn(spec).await.map_err(fail)?;
     say("INFO", format!("Spawning container: {}", container.name()));
     let pb = spinner(format!("Waiting for {} to be running", container.name()));

@@ -12,7 +12,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
-use tycho::model::ANNOTATION_COLLECTED;
+use tycho_model::ANNOTATION_COLLECTED;
 
 /// The Lease's `renewTime` in microseconds.
 pub fn renew_time(l: &Lease) -> Option<i64> {

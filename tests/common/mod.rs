@@ -17,9 +17,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tycho::controller::{self, ControllerConfig};
-use tycho::model::System;
 use tycho_emulator::{Emulator, EmulatorConfig, RequestRecord};
+use tycho_model::System;
+use tycho_operator::controller::{self, ControllerConfig};
 
 mod audit;
 mod kubelet;

@@ -315,7 +315,7 @@ impl E2e {
 
     /// Wait until Systems can be listed in the test namespace.
     pub async fn wait_crd(&self) {
-        let systems: Api<tycho::model::System> = self.api();
+        let systems: Api<tycho_model::System> = self.api();
         eventually(WAIT, || async {
             systems.list(&ListParams::default()).await.ok().map(|_| ())
         })

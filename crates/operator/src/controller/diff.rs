@@ -11,21 +11,20 @@
 
 use serde_json::Value;
 
-use crate::quantity::Quantity;
+use tycho_model::quantity::Quantity;
 
 /// Annotation on every child: hash of the rendered object (without this annotation).
 pub const RENDER_HASH: &str = "tycho.dev/render-hash";
 /// Annotation on a bare Pod: hash of its rendered spec. A Pod whose spec hash changes is replaced.
 pub const SPEC_HASH: &str = "tycho.dev/spec-hash";
 
-/// FNV-1a 64-bit: small, stable across Rust versions and platforms (unlike `DefaultHasher`).
+/// FNV-1a 64-bit (the `fnv` crate): small, stable across Rust versions and platforms (unlike
+/// `DefaultHasher`).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(bytes);
+    h.finish()
 }
 
 /// Stable hash of a value's JSON serialization, as 16 hex digits.
@@ -172,6 +171,9 @@ mod tests {
         assert_eq!(hash_json(&a), hash_json(&json!({"a": [1, 2], "b": 1})));
         assert_ne!(hash_json(&a), hash_json(&json!({"a": [2, 1], "b": 1})));
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        // The published FNV-1a 64 test vectors.
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
         assert_eq!(hash_json(&json!("x")).len(), 16);
     }
 }

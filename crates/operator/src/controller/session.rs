@@ -10,7 +10,7 @@
 //!   controller's clock: then it has already expired. "Last written" prefers the API server's own clock (the
 //!   newest `managedFields[].time`, stamped by the server on every write) over the client's `renewTime`, so a
 //!   client clock running behind cannot get a live session collected.
-//! - Collection is terminal: once begun (the Lease annotated with [`crate::model::ANNOTATION_COLLECTED`], or
+//! - Collection is terminal: once begun (the Lease annotated with [`tycho_model::ANNOTATION_COLLECTED`], or
 //!   marked here), later renewals are ignored.
 //! - A Lease that was seen and then disappears counts as ended; one never seen is merely missing.
 
@@ -21,7 +21,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::model::ANNOTATION_COLLECTED;
+use tycho_model::ANNOTATION_COLLECTED;
 
 /// Where the controller gets the time from; injected so that tests control it.
 pub trait Clock: Send + Sync + std::fmt::Debug {

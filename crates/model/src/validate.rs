@@ -9,10 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 
-use crate::model::{
-    self, ContainerSpec, Expose, FileSpec, KeyRef, Resources, System, SystemSpec, Workload,
-};
 use crate::quantity::{Quantity, QuantityError};
+use crate::{ContainerSpec, Expose, FileSpec, KeyRef, Resources, System, SystemSpec, Workload};
 
 /// One problem with a System, naming the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,12 +61,12 @@ impl Validator {
         match system.metadata.name.as_deref() {
             None | Some("") => self.err("metadata.name", "must be set"),
             Some(name) => {
-                if name.len() > model::MAX_NAME_LEN {
+                if name.len() > crate::MAX_NAME_LEN {
                     self.err(
                         "metadata.name",
                         format!(
                             "must be at most {} characters (is {}), so that `<name>-files` is a valid name",
-                            model::MAX_NAME_LEN,
+                            crate::MAX_NAME_LEN,
                             name.len()
                         ),
                     );
@@ -161,8 +159,8 @@ impl Validator {
             }
             if reserved
                 && (k.starts_with("tycho.dev/")
-                    || k == model::LABEL_MANAGED_BY
-                    || k == model::LABEL_NAME)
+                    || k == crate::LABEL_MANAGED_BY
+                    || k == crate::LABEL_NAME)
             {
                 self.err(
                     &f,
@@ -479,12 +477,12 @@ impl Validator {
             .flat_map(|c| &c.files)
             .map(file_size)
             .sum();
-        if total > model::MAX_FILE_BYTES {
+        if total > crate::MAX_FILE_BYTES {
             self.err(
                 "spec.containers[].files",
                 format!(
                     "the pre-boot files total {total} bytes; at most {} fit in one ConfigMap",
-                    model::MAX_FILE_BYTES
+                    crate::MAX_FILE_BYTES
                 ),
             );
         }

@@ -303,66 +303,21 @@ pub fn open_browser(url: &str) -> Result<(), SdkError> {
     Ok(())
 }
 
-/// A tar archive holding one regular file `name` with `data` (mode 0644).
-pub(crate) fn tar_single(name: &str, data: &[u8]) -> Vec<u8> {
-    fn octal(field: &mut [u8], value: u64) {
-        let width = field.len() - 1;
-        let s = format!("{value:0width$o}");
-        let b = s.as_bytes();
-        let start = b.len().saturating_sub(width);
-        field[..width].copy_from_slice(&b[start..]);
-        field[width] = 0;
-    }
-    let mut out = Vec::with_capacity(data.len() + 2048);
-    let mut long = Vec::new();
-    let name_bytes = name.as_bytes();
-    if name_bytes.len() > 100 {
-        // GNU long name entry.
-        let mut h = [0u8; 512];
-        h[..13].copy_from_slice(b"././@LongLink");
-        octal(&mut h[100..108], 0o644);
-        octal(&mut h[108..116], 0);
-        octal(&mut h[116..124], 0);
-        octal(&mut h[124..136], name_bytes.len() as u64 + 1);
-        octal(&mut h[136..148], 0);
-        h[156] = b'L';
-        h[257..263].copy_from_slice(b"ustar ");
-        h[263..265].copy_from_slice(b" \0");
-        checksum(&mut h);
-        long.extend_from_slice(&h);
-        long.extend_from_slice(name_bytes);
-        long.push(0);
-        long.resize(long.len().div_ceil(512) * 512, 0);
-    }
-    out.extend_from_slice(&long);
-    let mut h = [0u8; 512];
-    let n = name_bytes.len().min(100);
-    h[..n].copy_from_slice(&name_bytes[..n]);
-    octal(&mut h[100..108], 0o644);
-    octal(&mut h[108..116], 0);
-    octal(&mut h[116..124], 0);
-    octal(&mut h[124..136], data.len() as u64);
+/// A tar archive holding one regular file `name` with `data` (mode 0644, GNU long names past
+/// 100 bytes), as `tar x` in a container reads it.
+pub(crate) fn tar_single(name: &str, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o644);
+    header.set_size(data.len() as u64);
+    header.set_entry_type(tar::EntryType::Regular);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    octal(&mut h[136..148], now);
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar ");
-    h[263..265].copy_from_slice(b" \0");
-    checksum(&mut h);
-    out.extend_from_slice(&h);
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out.resize(out.len() + 1024, 0);
-    out
-}
-
-fn checksum(h: &mut [u8; 512]) {
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
-    let s = format!("{sum:06o}\0 ");
-    h[148..156].copy_from_slice(s.as_bytes());
+    header.set_mtime(now);
+    let mut builder = tar::Builder::new(Vec::with_capacity(data.len() + 2048));
+    builder.append_data(&mut header, name, data)?;
+    builder.into_inner()
 }
 
 #[cfg(test)]
@@ -371,14 +326,25 @@ mod tests {
 
     #[test]
     fn single_file_archive_reads_back() {
-        let a = tar_single("index.html", b"Hello");
-        let m = tycho_emulator::kubelet::tar::read(&a).unwrap();
-        assert_eq!(m.len(), 1);
-        assert_eq!(m[0].name, "index.html");
-        assert_eq!(m[0].data, b"Hello");
+        fn entries(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+            use std::io::Read;
+            let mut a = tar::Archive::new(archive);
+            a.entries()
+                .unwrap()
+                .map(|e| {
+                    let mut e = e.unwrap();
+                    let name = e.path().unwrap().to_string_lossy().into_owned();
+                    let mut data = Vec::new();
+                    e.read_to_end(&mut data).unwrap();
+                    (name, data)
+                })
+                .collect()
+        }
+        let m = entries(&tar_single("index.html", b"Hello").unwrap());
+        assert_eq!(m, vec![("index.html".to_string(), b"Hello".to_vec())]);
         let long = "x".repeat(150);
-        let m = tycho_emulator::kubelet::tar::read(&tar_single(&long, b"1")).unwrap();
-        assert_eq!(m[0].name, long);
+        let m = entries(&tar_single(&long, b"1").unwrap());
+        assert_eq!(m, vec![(long, b"1".to_vec())]);
     }
 
     #[test]

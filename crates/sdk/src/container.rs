@@ -15,7 +15,7 @@ use super::location::Location;
 use super::process::{Output, Process};
 use super::tunnel::{self, Tunnel};
 use super::{DEFAULT_FILE_LIMIT, SdkError};
-use crate::model::{LABEL_SYSTEM, Phase, System};
+use tycho_model::{LABEL_SYSTEM, Phase, System};
 
 /// How long methods that need a running pod wait for it when nobody called
 /// [`Container::wait_ready`] first.
@@ -189,12 +189,12 @@ impl Container {
     /// Polls the System's status and its pods (label `tycho.dev/system`) every 100 ms.
     ///
     /// ```no_run
-    /// # async fn demo(location: tycho::sdk::Location) -> Result<(), tycho::sdk::SdkError> {
+    /// # async fn demo(location: tycho_sdk::Location) -> Result<(), tycho_sdk::SdkError> {
     /// use std::time::Duration;
     /// // Start ten at once, then wait for all: they boot in parallel.
     /// let mut containers = Vec::new();
     /// for _ in 0..10 {
-    ///     containers.push(location.spawn(tycho::sdk::ContainerSpec::new("nginx").port(80)).await?);
+    ///     containers.push(location.spawn(tycho_sdk::ContainerSpec::new("nginx").port(80)).await?);
     /// }
     /// for c in &containers {
     ///     c.wait_ready(Duration::from_secs(120)).await?;
@@ -279,7 +279,7 @@ impl Container {
     /// The container log so far, as timestamped lines.
     ///
     /// ```no_run
-    /// # async fn demo(container: tycho::sdk::Container) -> Result<(), tycho::sdk::SdkError> {
+    /// # async fn demo(container: tycho_sdk::Container) -> Result<(), tycho_sdk::SdkError> {
     /// for line in container.logs().await? {
     ///     println!("{} {}", line.time, line.text);
     /// }
@@ -408,7 +408,7 @@ impl Container {
     /// The content of the file at `path` (at most [`DEFAULT_FILE_LIMIT`] bytes).
     ///
     /// ```no_run
-    /// # async fn demo(container: tycho::sdk::Container) -> Result<(), tycho::sdk::SdkError> {
+    /// # async fn demo(container: tycho_sdk::Container) -> Result<(), tycho_sdk::SdkError> {
     /// container.put("/usr/new/path", b"Some data").await?;
     /// assert_eq!(container.fetch("/usr/new/path").await?, b"Some data");
     /// # Ok(())
@@ -472,7 +472,8 @@ impl Container {
                 )));
             }
         };
-        let archive = tunnel::tar_single(base, data);
+        let archive = tunnel::tar_single(base, data)
+            .map_err(SdkError::io(format!("{path}: packing the file")))?;
         let script = format!("mkdir -p {d} && tar xmf - -C {d}", d = sh_quote(dir));
         let out = self
             .exec(&["sh", "-c", &script], Some(&archive), 1024 * 1024)
@@ -487,7 +488,7 @@ impl Container {
     /// stderr stream through [`Process::stdout`] / [`Process::stderr`].
     ///
     /// ```no_run
-    /// # async fn demo(container: tycho::sdk::Container) -> Result<(), tycho::sdk::SdkError> {
+    /// # async fn demo(container: tycho_sdk::Container) -> Result<(), tycho_sdk::SdkError> {
     /// let out = container.spawn_process("ps faxu").await?.wait_until_complete().await?;
     /// println!("{} (exit {})", out.stdout_str(), out.code);
     /// // Streaming: read chunks as they come.
@@ -532,7 +533,7 @@ impl Container {
     /// connections are forwarded to `port` of the container through the API server.
     ///
     /// ```no_run
-    /// # async fn demo(container: tycho::sdk::Container) -> Result<(), tycho::sdk::SdkError> {
+    /// # async fn demo(container: tycho_sdk::Container) -> Result<(), tycho_sdk::SdkError> {
     /// let tunnel = container.attach_tunnel(80, Some(1234), [127, 0, 0, 1].into()).await?;
     /// println!("http://127.0.0.1:{}/", tunnel.local_port());
     /// # Ok(())

@@ -2,7 +2,7 @@
 //!
 //! Connect to a cluster with [`Location::connect`], which opens a *session* (a
 //! `coordination.k8s.io/v1` Lease renewed in the background); spawn containers with
-//! [`Location::spawn`] or [`Node::spawn`], which create session-owned [`System`](crate::model::System)s
+//! [`Location::spawn`] or [`Node::spawn`], which create session-owned [`System`](tycho_model::System)s
 //! and return at once; then wait for them, tunnel to them, read their logs, put and fetch files
 //! and run processes in them. When the session ends — [`Location::close`], dropping the last
 //! handle, or the client dying so the Lease stops being renewed — the Tycho controller deletes
@@ -10,9 +10,9 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use tycho::sdk::{ContainerSpec, Location};
+//! use tycho_sdk::{ContainerSpec, Location};
 //!
-//! # async fn demo() -> Result<(), tycho::sdk::SdkError> {
+//! # async fn demo() -> Result<(), tycho_sdk::SdkError> {
 //! let location = Location::connect().await?;
 //! let node = location.best_node().await?;
 //! let spec = ContainerSpec::new("nginx")
@@ -32,6 +32,7 @@
 //!
 //! Everything talks to the Kubernetes API only (exec, logs and port-forward go through the API
 //! server), so the same code runs against a real cluster and against the `tycho-emulator`.
+#![deny(missing_docs)]
 
 mod container;
 mod error;

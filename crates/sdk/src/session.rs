@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::SdkError;
-use crate::model::{ANNOTATION_COLLECTED, LABEL_MANAGED_BY, MANAGED_BY};
+use tycho_model::{ANNOTATION_COLLECTED, LABEL_MANAGED_BY, MANAGED_BY};
 
 /// How a session is opened.
 #[derive(Debug, Clone)]

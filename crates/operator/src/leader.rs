@@ -73,33 +73,27 @@ impl LeaderError {
     }
 }
 
-/// Command-line flags of leader election, to be flattened into `tycho controller`'s arguments.
-#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
-pub struct LeaderElectArgs {
-    /// Elect a leader among the operator's replicas on a coordination.k8s.io Lease; only the leader reconciles.
-    #[arg(long = "leader-elect", env = "TYCHO_LEADER_ELECT")]
+/// How a replica takes part in leader election (the `tycho` binary fills it from its
+/// `--leader-elect*` flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElectConfig {
+    /// Elect a leader on a coordination.k8s.io Lease; only the leader reconciles.
     pub enabled: bool,
-    /// Namespace of the leader-election Lease (default: the client's namespace, in a pod its own).
-    #[arg(long = "leader-elect-namespace", env = "POD_NAMESPACE")]
+    /// Namespace of the leader-election Lease (default: the client's namespace).
     pub namespace: Option<String>,
     /// Name of the leader-election Lease.
-    #[arg(long = "leader-elect-lease-name", default_value = "tycho")]
     pub lease_name: String,
-    /// Identity of this replica in the Lease (default: the pod name, else the host name plus a random suffix).
-    #[arg(long = "leader-elect-identity", env = "POD_NAME")]
+    /// Identity of this replica in the Lease (default: [`default_identity`]).
     pub identity: Option<String>,
     /// Seconds a standby waits after the Lease last changed before it takes over.
-    #[arg(long = "leader-elect-lease-duration", default_value_t = 15)]
     pub lease_duration_seconds: u64,
-    /// Seconds the leader keeps trying to renew before it gives up leading (less than the lease duration).
-    #[arg(long = "leader-elect-renew-deadline", default_value_t = 10)]
+    /// Seconds the leader keeps trying to renew before it gives up leading.
     pub renew_deadline_seconds: u64,
     /// Seconds between attempts to acquire or renew.
-    #[arg(long = "leader-elect-retry-period", default_value_t = 2)]
     pub retry_period_seconds: u64,
 }
 
-impl LeaderElectArgs {
+impl LeaderElectConfig {
     /// Build the elector these flags describe (`None` when `--leader-elect` is not given).
     pub fn elector(&self, client: Client) -> Result<Option<LeaderElector>, LeaderError> {
         if !self.enabled {
@@ -712,48 +706,6 @@ mod tests {
         assert_eq!(taken.holder_identity.as_deref(), Some("b"));
         assert_eq!(taken.acquire_time, Some(MicroTime(t2)));
         assert_eq!(taken.lease_transitions, Some(1));
-    }
-
-    #[test]
-    fn flags_parse_as_the_chart_passes_them() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct T {
-            #[command(flatten)]
-            le: LeaderElectArgs,
-        }
-        let t = T::try_parse_from([
-            "t",
-            "--leader-elect",
-            "--leader-elect-namespace=tycho-system",
-            "--leader-elect-lease-name=tycho",
-            "--leader-elect-identity=tycho-6d4f-abcde",
-            "--leader-elect-lease-duration=15",
-            "--leader-elect-renew-deadline=10",
-            "--leader-elect-retry-period=2",
-        ])
-        .unwrap();
-        assert!(t.le.enabled);
-        assert_eq!(t.le.namespace.as_deref(), Some("tycho-system"));
-        assert_eq!(t.le.identity.as_deref(), Some("tycho-6d4f-abcde"));
-        assert_eq!(
-            (
-                t.le.lease_duration_seconds,
-                t.le.renew_deadline_seconds,
-                t.le.retry_period_seconds
-            ),
-            (15, 10, 2)
-        );
-        let off = T::try_parse_from(["t"]).unwrap();
-        assert_eq!(off.le.lease_name, "tycho");
-        assert_eq!(
-            (
-                off.le.lease_duration_seconds,
-                off.le.renew_deadline_seconds,
-                off.le.retry_period_seconds
-            ),
-            (15, 10, 2)
-        );
     }
 
     #[test]

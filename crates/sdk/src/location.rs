@@ -13,8 +13,8 @@ use super::SdkError;
 use super::container::Container;
 use super::session::{Session, SessionOptions, SessionState, random_suffix};
 use super::spec::ContainerSpec;
-use crate::model::System;
-use crate::quantity::Quantity;
+use tycho_model::System;
+use tycho_model::quantity::Quantity;
 
 /// Where and how to connect.
 #[derive(Debug, Clone, Default)]
@@ -95,8 +95,8 @@ impl Location {
     /// Connect with the default kubeconfig (or in-cluster config) and namespace, and open a session.
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), tycho::sdk::SdkError> {
-    /// let location = tycho::sdk::Location::connect().await?;
+    /// # async fn demo() -> Result<(), tycho_sdk::SdkError> {
+    /// let location = tycho_sdk::Location::connect().await?;
     /// println!("session {}", location.session_name());
     /// location.close().await?;
     /// # Ok(())

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::model::{Endpoint, Expose, Phase, System, SystemStatus};
+use tycho_model::{Endpoint, Expose, Phase, System, SystemStatus};
 
 use super::session::from_millis;
 
@@ -124,7 +124,7 @@ pub fn compute_status(input: &StatusInput<'_>, previous: Option<&SystemStatus>) 
     let spec = &system.spec;
     let desired = if spec.paused {
         0
-    } else if spec.workload == crate::model::Workload::Pod {
+    } else if spec.workload == tycho_model::Workload::Pod {
         1
     } else {
         spec.replicas.max(0)
@@ -585,13 +585,13 @@ pub fn status_patch(status: &SystemStatus) -> Result<serde_json::Value, serde_js
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ContainerSpec, PortSpec, SystemSpec, Workload};
     use k8s_openapi::api::apps::v1::DeploymentStatus;
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateWaiting, ContainerStatus, PodCondition, PodStatus,
         ServicePort, ServiceSpec,
     };
     use kube::api::ObjectMeta;
+    use tycho_model::{ContainerSpec, PortSpec, SystemSpec, Workload};
 
     const T0: i64 = 1_700_000_000_000;
 

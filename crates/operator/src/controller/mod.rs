@@ -45,8 +45,8 @@ use tracing::{debug, info, warn};
 
 pub use error::ControllerError;
 
-use crate::model::{LABEL_MANAGED_BY, LABEL_SYSTEM, MANAGED_BY, System};
 use crate::render::{RenderSettings, Renderer};
+use tycho_model::{LABEL_MANAGED_BY, LABEL_SYSTEM, MANAGED_BY, System};
 
 use self::backoff::{BackoffPolicy, Backoffs};
 use self::metrics::{Health, Metrics};

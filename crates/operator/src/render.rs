@@ -3,7 +3,7 @@
 //! Pure: the same System and settings give byte-identical output ([`Rendered::to_yaml`]).
 //!
 //! # Pipeline
-//! 1. [`crate::validate::validate`] — an invalid System is never rendered.
+//! 1. [`tycho_model::validate::validate`] — an invalid System is never rendered.
 //! 2. A template context is computed in Rust (the "view": containers with their resources mapped
 //!    to Kubernetes names, the sleep command, file keys and mounts, Service ports with unique names…).
 //! 3. One Tera template per child kind renders YAML: `deployment.yaml.tera` or `pod.yaml.tera`
@@ -41,10 +41,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSecurityContext, Service, To
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use serde::Serialize;
 
-use crate::model::{
-    self, ContainerSpec, Expose, Protocol, Resources, System, SystemSpec, Workload,
+use tycho_model::validate::FieldError;
+use tycho_model::{
+    self as model, ContainerSpec, Expose, Protocol, Resources, System, SystemSpec, Workload,
 };
-use crate::validate::FieldError;
 
 /// Command of a container with `sleep: true`: idles until terminated, then exits 0 at once.
 pub const SLEEP_COMMAND: [&str; 3] = [
@@ -74,20 +74,23 @@ pub const TEMPLATE_PODSPEC: &str = "podspec.yaml.tera";
 pub const EMBEDDED_TEMPLATES: [(&str, &str); 5] = [
     (
         TEMPLATE_CONFIGMAP,
-        include_str!("../templates/configmap.yaml.tera"),
+        include_str!("../../../templates/configmap.yaml.tera"),
     ),
     (
         TEMPLATE_DEPLOYMENT,
-        include_str!("../templates/deployment.yaml.tera"),
+        include_str!("../../../templates/deployment.yaml.tera"),
     ),
-    (TEMPLATE_POD, include_str!("../templates/pod.yaml.tera")),
+    (
+        TEMPLATE_POD,
+        include_str!("../../../templates/pod.yaml.tera"),
+    ),
     (
         TEMPLATE_PODSPEC,
-        include_str!("../templates/podspec.yaml.tera"),
+        include_str!("../../../templates/podspec.yaml.tera"),
     ),
     (
         TEMPLATE_SERVICE,
-        include_str!("../templates/service.yaml.tera"),
+        include_str!("../../../templates/service.yaml.tera"),
     ),
 ];
 
@@ -310,7 +313,7 @@ impl Renderer {
 
     /// Render one System.
     pub fn render(&self, system: &System) -> Result<Rendered, RenderError> {
-        crate::validate::validate(system).map_err(RenderError::Invalid)?;
+        tycho_model::validate::validate(system).map_err(RenderError::Invalid)?;
         let view = View::new(system, &self.settings);
         let context = tera::Context::from_serialize(&view)
             .map_err(|e| template_error(Some(TEMPLATE_PODSPEC), &e))?;
@@ -1042,25 +1045,23 @@ fn files_hash(spec: &SystemSpec) -> String {
             }
         }
     }
-    format!("{:016x}", h.0)
+    format!("{:016x}", h.finish())
 }
 
-struct Fnv(u64);
+/// FNV-1a 64 with length-prefixed fields, so that field boundaries cannot be shifted.
+struct Fnv(fnv::FnvHasher);
 
 impl Fnv {
     fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
+        Fnv(fnv::FnvHasher::default())
     }
-    fn bytes(&mut self, data: &[u8]) {
-        for b in data {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    /// A length-prefixed field, so that field boundaries cannot be shifted.
     fn field(&mut self, data: &[u8]) {
-        self.bytes(&(data.len() as u64).to_le_bytes());
-        self.bytes(data);
+        use std::hash::Hasher;
+        self.0.write(&(data.len() as u64).to_le_bytes());
+        self.0.write(data);
+    }
+    fn finish(&self) -> u64 {
+        std::hash::Hasher::finish(&self.0)
     }
 }
 

@@ -24,10 +24,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, instrument, warn};
 
-use crate::model::{
+use crate::render::{RenderError, Renderer, WorkloadObject};
+use tycho_model::{
     LABEL_MANAGED_BY, LABEL_SYSTEM, MANAGED_BY, Phase, System, SystemStatus, Workload,
 };
-use crate::render::{RenderError, Renderer, WorkloadObject};
 
 use super::FIELD_MANAGER;
 use super::backoff::Backoffs;
@@ -304,7 +304,7 @@ async fn reconcile_system(system: &System, ctx: &Context) -> Result<Action, Cont
     };
 
     // Validate, check claims, render.
-    crate::validate::validate(system).map_err(ControllerError::InvalidSpec)?;
+    tycho_model::validate::validate(system).map_err(ControllerError::InvalidSpec)?;
     check_claims(system, &ns, ctx).await?;
     let rendered = ctx.renderer.render(system).map_err(|e| match e {
         RenderError::Invalid(fields) => ControllerError::InvalidSpec(fields),
@@ -843,7 +843,7 @@ async fn collect_session(
         let patch = serde_json::json!({
             "metadata": {
                 "resourceVersion": l.metadata.resource_version,
-                "annotations": { crate::model::ANNOTATION_COLLECTED: format_time(now) },
+                "annotations": { tycho_model::ANNOTATION_COLLECTED: format_time(now) },
             }
         });
         let params = PatchParams {

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use base64::Engine;
 
 use super::SdkError;
-use crate::model::{self, FileSpec, PortSpec, Resources, SystemSpec, Workload};
+use tycho_model::{self as model, FileSpec, PortSpec, Resources, SystemSpec, Workload};
 
 /// What to run: image, command, environment, exposed ports, pre-boot files, sleep and limits.
 ///
 /// ```
-/// use tycho::sdk::ContainerSpec;
+/// use tycho_sdk::ContainerSpec;
 ///
 /// let spec = ContainerSpec::new("nginx:1.27")
 ///     .port(80)

@@ -1,8 +1,17 @@
 //! The `System` custom resource: the single source of truth for the CRD.
 //!
+//! This crate is Tycho's model: the types, their validation ([`validate`]) and resource
+//! quantities ([`quantity`]). It does no I/O and pulls in no client, renderer or CLI, so the
+//! SDK, the operator and the `tycho` binary all build on it.
+//!
 //! Every field carries a doc comment because it becomes the field's description in the CRD and
 //! is what `kubectl explain system.spec...` prints. Schema bounds and CEL rules reject bad input
 //! at admission; what the schema cannot express is checked by [`crate::validate`].
+
+#![deny(missing_docs)]
+
+pub mod quantity;
+pub mod validate;
 
 use std::collections::BTreeMap;
 

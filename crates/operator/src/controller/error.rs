@@ -1,7 +1,7 @@
 //! Errors of the controller layer, each with a stable `reason()` used as metric label and Event reason.
 
 use crate::render::RenderError;
-use crate::validate::FieldError;
+use tycho_model::validate::FieldError;
 
 /// Errors of the controller.
 #[derive(Debug, thiserror::Error)]
