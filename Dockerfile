@@ -13,12 +13,14 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# The whole workspace (see .dockerignore): the binary embeds templates/ at compile time.
+# The whole workspace (see .dockerignore): the binary embeds templates/ at compile time, and the
+# workspace's members (crates/, emulator/) must be present for cargo to read the manifest.
 COPY . .
 RUN set -eu; \
     target="$(uname -m)-unknown-linux-musl"; \
     rustup target add "$target"; \
-    cargo build --locked --release --bin tycho --target "$target"; \
+    # Without the default feature `dev`: the operator never runs the Kubernetes API emulator.
+    cargo build --locked --release --no-default-features --bin tycho --target "$target"; \
     cp "target/$target/release/tycho" /tycho; \
     /tycho version
 
