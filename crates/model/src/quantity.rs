@@ -4,6 +4,11 @@
 //! and an optional suffix — decimal SI (`n u m k M G T P E`), binary SI (`Ki Mi Gi Ti Pi Ei`) or a
 //! decimal exponent (`e3`, `E-2`). A value is kept as `±mantissa × 10^exp10 × 2^exp2`, so `1Gi`,
 //! `1073741824` and `0.5Gi` vs `512Mi` compare exactly, without floating point.
+//!
+//! Why not a crate: `kube_quantity` 0.9 (the kube ecosystem's quantity crate) reads the number as an
+//! `f64` before turning it into a decimal, so `0.1`, 20-digit values and the Kubernetes limit of
+//! 30 significant digits do not come out exactly; `k8s_quantity_parser` handles only CPU and memory
+//! into `i64`. Kubernetes compares quantities exactly, and so must admission and the diff.
 
 use std::cmp::Ordering;
 use std::fmt;
