@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use tycho_emulator::kubelet::container::{PodObjects, SimContainer};
 use tycho_emulator::kubelet::http::resolve;
 use tycho_emulator::kubelet::shell::{self, Ctx, Io, Sink, Stdin};
-use tycho_emulator::kubelet::tar;
 
 fn pod(command: serde_json::Value) -> Pod {
     serde_json::from_value(serde_json::json!({
@@ -154,6 +153,21 @@ async fn ps_shows_exec_processes_and_sleep_is_killable() {
     assert!(!out.contains("sleep 30"), "{out}");
 }
 
+/// The (name, content) of every member of an archive.
+fn untar(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut a = tar::Archive::new(archive);
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            (name, data)
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn tar_round_trip_like_kubectl_cp() {
     let c = container(serde_json::json!([]));
@@ -166,20 +180,21 @@ async fn tar_round_trip_like_kubectl_cp() {
     .await;
     assert_eq!(code, 0);
     assert_eq!(err, "tar: Removing leading `/' from member names\n");
-    let members = tar::read(&archive).unwrap();
+    let members = untar(&archive);
     assert_eq!(members.len(), 1);
-    assert_eq!(members[0].name, "usr/share/nginx/html/index.html");
-    assert_eq!(members[0].data, b"Hello World!");
+    assert_eq!(members[0].0, "usr/share/nginx/html/index.html");
+    assert_eq!(members[0].1, b"Hello World!");
     // kubectl cp ./x pod:/tmp/dir/y  runs `tar -xmf - -C /tmp/dir` with member name `y`.
     sh(&c, "mkdir /tmp/dir").await;
-    let upload = tar::write(&[tar::Member {
-        name: "y".into(),
-        kind: tar::Kind::File,
-        mode: 0o640,
-        mtime: Utc::now(),
-        data: b"uploaded".to_vec(),
-        link: String::new(),
-    }]);
+    let upload = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o640);
+        h.set_mtime(Utc::now().timestamp() as u64);
+        h.set_size(8);
+        b.append_data(&mut h, "y", &b"uploaded"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
     let (code, _, err) = sh_with_stdin(&c, &["tar", "-xmf", "-", "-C", "/tmp/dir"], upload).await;
     assert_eq!((code, err.as_str()), (0, ""));
     assert_eq!(sh(&c, "cat /tmp/dir/y").await.1, "uploaded");
@@ -190,11 +205,7 @@ async fn tar_round_trip_like_kubectl_cp() {
     let (code, archive, _) =
         sh_with_stdin(&c, &["tar", "cf", "-", "-C", "/etc", "nginx"], vec![]).await;
     assert_eq!(code, 0);
-    let names: Vec<String> = tar::read(&archive)
-        .unwrap()
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
+    let names: Vec<String> = untar(&archive).into_iter().map(|m| m.0).collect();
     assert!(names.contains(&"nginx/".to_string()), "{names:?}");
     assert!(
         names.contains(&"nginx/conf.d/default.conf".to_string()),

@@ -39,7 +39,7 @@ pub mod http;
 pub mod logs;
 pub mod portforward;
 pub mod shell;
-pub mod tar;
+mod tar_cmd;
 pub mod ws;
 
 use container::{ContainerRef, PodObjects, SimContainer};
