@@ -5,8 +5,7 @@
 use std::path::Path;
 
 use kube::config::{
-    AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
-    Preferences,
+    AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext, Preferences,
 };
 
 use crate::error::EmulatorError;
