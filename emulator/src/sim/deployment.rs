@@ -59,13 +59,17 @@ const SKIPPED_ANNOTATIONS: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
-/// 32-bit FNV-1a.
-fn fnv32a(data: &[u8], mut h: u32) -> u32 {
-    for b in data {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
+/// The FNV-1a 32-bit offset basis: the hash of no bytes.
+const FNV32_OFFSET: u32 = 0x811c_9dc5;
+
+/// Continues a 32-bit FNV-1a hash `h` over `data` (`h = (h ^ byte) * 16777619` per byte), the
+/// hash of Go's `hash/fnv.New32a` that kube's `ComputeHash` uses for the pod-template-hash.
+/// Start from [`FNV32_OFFSET`]; chaining calls hashes the concatenation. Ours because the
+/// `fnv` crate only offers the 64-bit variant.
+fn fnv32a(h: u32, data: &[u8]) -> u32 {
+    const PRIME: u32 = 0x0100_0193;
+    data.iter()
+        .fold(h, |h, b| (h ^ u32::from(*b)).wrapping_mul(PRIME))
 }
 
 /// kube's `rand.SafeEncodeString`: maps each byte to an alphabet without vowels or look-alikes.
@@ -84,9 +88,9 @@ pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -
     let text = serde_json::to_value(template)
         .map(|v| v.to_string())
         .unwrap_or_default();
-    let mut h = fnv32a(text.as_bytes(), 0x811c_9dc5);
+    let mut h = fnv32a(FNV32_OFFSET, text.as_bytes());
     if let Some(c) = collision_count {
-        h = fnv32a(&(c as u32).to_le_bytes(), h);
+        h = fnv32a(h, &(c as u32).to_le_bytes());
     }
     safe_encode(&h.to_string())
 }
@@ -1013,6 +1017,18 @@ pub(crate) fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// FNV-1a 32-bit test vectors (the reference implementation's), and chaining.
+    #[test]
+    fn fnv32a_vectors() {
+        assert_eq!(fnv32a(FNV32_OFFSET, b""), 0x811c_9dc5);
+        assert_eq!(fnv32a(FNV32_OFFSET, b"a"), 0xe40c_292c);
+        assert_eq!(fnv32a(FNV32_OFFSET, b"foobar"), 0xbf9c_f968);
+        assert_eq!(
+            fnv32a(fnv32a(FNV32_OFFSET, b"foo"), b"bar"),
+            fnv32a(FNV32_OFFSET, b"foobar")
+        );
+    }
 
     fn deployment(replicas: i32, extra: Value) -> Deployment {
         let mut v = json!({
