@@ -4,8 +4,12 @@
 //! `UPDATE_GITOPS_TESTDATA=1 cargo test --test chart_gitops` rewrites them; `ci/chart-check.sh` then runs
 //! the Lua health check over them (gitops/argocd/tests).
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
 use std::path::PathBuf;
 
+use fixtures::{SystemBuilder, system};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodStatus, Service,
@@ -13,7 +17,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ObjectMeta;
-use tycho_model::{ContainerSpec, PortSpec, System, SystemSpec, SystemStatus};
+use serde_json::json;
+use tycho_model::{System, SystemStatus};
 use tycho_operator::controller::status::{
     AppliedWorkload, Outcome, SessionStatus, StatusInput, compute_status,
 };
@@ -26,34 +31,18 @@ fn t(seconds: i64) -> Timestamp {
     Timestamp::from_second(seconds).unwrap()
 }
 
-fn system(generation: i64, replicas: i32, paused: bool, session: Option<&str>) -> System {
-    let mut s = System::new(
-        "jupyter",
-        SystemSpec {
-            containers: vec![ContainerSpec {
-                name: "notebook".into(),
-                image: "quay.io/jupyter/scipy-notebook:2024-12-09".into(),
-                ports: vec![PortSpec {
-                    port: 8888,
-                    name: Some("notebook".into()),
-                    expose: true,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            replicas,
-            paused,
-            session: session.map(str::to_string),
-            ..Default::default()
-        },
-    );
-    s.metadata.namespace = Some("research".into());
-    s.metadata.generation = Some(generation);
-    s.metadata.uid = Some("6f1c2b9e-3a57-4d0e-9b6e-0c8a4c1d2e3f".into());
-    s.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(
-        1_760_000_000,
-    )));
-    s
+/// The Jupyter notebook of the samples, as the API server returns it.
+fn jupyter() -> SystemBuilder {
+    system("jupyter")
+        .namespace("research")
+        .generation(1)
+        .uid("6f1c2b9e-3a57-4d0e-9b6e-0c8a4c1d2e3f")
+        .created(t(1_760_000_000))
+        .container(json!({
+            "name": "notebook",
+            "image": "quay.io/jupyter/scipy-notebook:2024-12-09",
+            "ports": [{ "port": 8888, "name": "notebook", "expose": true }],
+        }))
 }
 
 fn deployment(ready: i32, updated: i32, total: i32) -> Deployment {
@@ -164,7 +153,7 @@ fn samples() -> Vec<(&'static str, serde_json::Value)> {
         out.push((name, serde_json::to_value(&sys).unwrap()));
     };
 
-    let sys = system(1, 1, false, None);
+    let sys = jupyter().build();
     let ready = status(&sys, applied(&ready_pods), &SessionStatus::None, None);
     push("ready", sys.clone(), Some(ready.clone()));
 
@@ -193,7 +182,7 @@ fn samples() -> Vec<(&'static str, serde_json::Value)> {
     let failed = status(&sys, invalid, &SessionStatus::None, None);
     push("failed", sys.clone(), Some(failed));
 
-    let paused_sys = system(3, 1, true, None);
+    let paused_sys = jupyter().generation(3).paused(true).build();
     let paused = status(
         &paused_sys,
         Outcome::Applied {
@@ -206,7 +195,7 @@ fn samples() -> Vec<(&'static str, serde_json::Value)> {
     );
     push("paused", paused_sys, Some(paused));
 
-    let session_sys = system(1, 1, false, Some("notebook-session-42"));
+    let session_sys = jupyter().session("notebook-session-42").build();
     let waiting = status(
         &session_sys,
         Outcome::NotStarted,

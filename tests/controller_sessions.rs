@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{TestCluster, eventually};
+use common::{SystemBuilder, TestCluster, eventually, system};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
@@ -37,23 +37,11 @@ const LEASE_SECS: i32 = 4;
 /// cannot stretch a timer and a few API calls this far; the real figure comes from the benchmark.
 const LATE: Duration = Duration::from_secs(10);
 
-fn system(name: &str, session: Option<&str>, lifetime: Option<i64>) -> System {
-    let mut spec = json!({
-        "containers": [{ "name": "main", "image": "busybox:1.36", "sleep": true, "ports": [{ "port": 8080 }] }]
-    });
-    if let Some(s) = session {
-        spec["session"] = json!(s);
-    }
-    if let Some(l) = lifetime {
-        spec["lifetime"] = json!(l);
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "tycho.dev/v1alpha1",
-        "kind": "System",
-        "metadata": { "name": name },
-        "spec": spec,
-    }))
-    .expect("a System")
+/// A System of one sleeping container.
+fn sleeper(name: &str) -> SystemBuilder {
+    system(name).container(
+        json!({ "name": "main", "image": "busybox:1.36", "sleep": true, "ports": [{ "port": 8080 }] }),
+    )
 }
 
 async fn create_lease(api: &Api<Lease>, name: &str, duration: i32, annotations: serde_json::Value) {
@@ -299,9 +287,9 @@ async fn an_expired_session_collects_its_systems_after_its_duration_and_never_be
     );
 
     for s in [
-        system("a", Some("sess"), None),
-        system("b", Some("sess"), None),
-        system("control", None, None),
+        sleeper("a").session("sess").build(),
+        sleeper("b").session("sess").build(),
+        sleeper("control").build(),
     ] {
         systems
             .create(&PostParams::default(), &s)
@@ -396,7 +384,7 @@ async fn missing_session_never_starts_until_the_lease_exists_and_deletion_collec
     systems
         .create(
             &PostParams::default(),
-            &system("waiting", Some("later"), None),
+            &sleeper("waiting").session("later").build(),
         )
         .await
         .expect("create waiting");
@@ -491,7 +479,10 @@ async fn a_collected_lease_stays_collected_and_lifetime_expires() {
     )
     .await;
     systems
-        .create(&PostParams::default(), &system("late", Some("done"), None))
+        .create(
+            &PostParams::default(),
+            &sleeper("late").session("done").build(),
+        )
         .await
         .expect("create late");
     wait_gone(&systems, &["late"], "the System of a collected Lease").await;
@@ -519,7 +510,10 @@ async fn a_collected_lease_stays_collected_and_lifetime_expires() {
 
     // lifetime: deleted at creation + lifetime (creationTimestamp, whole seconds), not before.
     systems
-        .create(&PostParams::default(), &system("short", None, Some(3)))
+        .create(
+            &PostParams::default(),
+            &sleeper("short").lifetime(3).build(),
+        )
         .await
         .expect("create short");
     let created = systems
@@ -567,7 +561,10 @@ async fn a_restarted_controller_keeps_renewed_sessions_and_still_collects() {
         stop.clone(),
     );
     systems
-        .create(&PostParams::default(), &system("kept", Some("long"), None))
+        .create(
+            &PostParams::default(),
+            &sleeper("kept").session("long").build(),
+        )
         .await
         .expect("create kept");
 

@@ -5,12 +5,15 @@
 //! converges with no duplicate or orphaned object; a dropped watch and a forced 410 Gone are recovered from
 //! (emulator only: fault injection).
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
 #[path = "common/process.rs"]
 mod process;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use fixtures::system;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -25,16 +28,6 @@ fn ready_wait(e: &E2e) -> Duration {
     } else {
         Duration::from_secs(240)
     }
-}
-
-fn system(name: &str, spec: serde_json::Value) -> System {
-    serde_json::from_value(json!({
-        "apiVersion": "tycho.dev/v1alpha1",
-        "kind": "System",
-        "metadata": { "name": name },
-        "spec": spec,
-    }))
-    .unwrap()
 }
 
 fn web(image: &str) -> serde_json::Value {
@@ -167,10 +160,10 @@ async fn children_are_owned_and_status_turns_ready_with_node_ports() {
     let systems: Api<System> = e.api();
     apply(
         &systems,
-        &system(
-            "shop",
-            json!({ "containers": [web("nginx:1.27"), sidecar()] }),
-        ),
+        &system("shop")
+            .container(web("nginx:1.27"))
+            .container(sidecar())
+            .build(),
     )
     .await;
     let s = wait_ready(&e, "shop", "1/1").await;
@@ -244,10 +237,10 @@ async fn spec_edits_roll_out_and_removed_files_ports_and_containers_are_pruned()
     let services: Api<Service> = e.api();
     apply(
         &systems,
-        &system(
-            "app",
-            json!({ "containers": [web("nginx:1.27"), sidecar()] }),
-        ),
+        &system("app")
+            .container(web("nginx:1.27"))
+            .container(sidecar())
+            .build(),
     )
     .await;
     wait_ready(&e, "app", "1/1").await;
@@ -265,10 +258,10 @@ async fn spec_edits_roll_out_and_removed_files_ports_and_containers_are_pruned()
     // An edit of the image rolls out: new template, a new ReplicaSet, and Ready on the new pods.
     apply(
         &systems,
-        &system(
-            "app",
-            json!({ "containers": [web("nginx:1.28"), sidecar()] }),
-        ),
+        &system("app")
+            .container(web("nginx:1.28"))
+            .container(sidecar())
+            .build(),
     )
     .await;
     let rolled = eventually(ready_wait(&e), || async {
@@ -314,11 +307,7 @@ async fn spec_edits_roll_out_and_removed_files_ports_and_containers_are_pruned()
     // one port, the ConfigMap is deleted.
     let mut w = web("nginx:1.28");
     w.as_object_mut().unwrap().remove("files");
-    apply(
-        &systems,
-        &system("app", json!({ "containers": [w.clone()] })),
-    )
-    .await;
+    apply(&systems, &system("app").container(w.clone()).build()).await;
     let pruned = eventually(WAIT, || async {
         let d = deployments.get("app").await.ok()?;
         let names: Vec<String> = d
@@ -371,7 +360,7 @@ async fn spec_edits_roll_out_and_removed_files_ports_and_containers_are_pruned()
 
     // Nothing exposed any more: the Service is deleted and the status has no node ports.
     w["ports"] = json!([{ "port": 80, "name": "http", "expose": false }]);
-    apply(&systems, &system("app", json!({ "containers": [w] }))).await;
+    apply(&systems, &system("app").container(w).build()).await;
     let gone = eventually(WAIT, || async {
         services.get_opt("app").await.ok()?.is_none().then_some(())
     })
@@ -394,7 +383,7 @@ async fn a_child_deleted_by_hand_comes_back() {
     let systems: Api<System> = e.api();
     apply(
         &systems,
-        &system("drift", json!({ "containers": [web("nginx:1.27")] })),
+        &system("drift").container(web("nginx:1.27")).build(),
     )
     .await;
     let s = wait_ready(&e, "drift", "1/1").await;
@@ -516,10 +505,10 @@ async fn a_controller_killed_mid_way_and_restarted_converges_without_duplicates_
     // Eight Systems in one kubectl apply, and the controller SIGKILLed as soon as the first child exists.
     let mut docs = String::new();
     for i in 0..8 {
-        let s = system(
-            &format!("s{i}"),
-            json!({ "containers": [web("nginx:1.27"), sidecar()] }),
-        );
+        let s = system(&format!("s{i}"))
+            .container(web("nginx:1.27"))
+            .container(sidecar())
+            .build();
         docs.push_str("---\n");
         docs.push_str(&serde_json::to_string(&s).unwrap());
         docs.push('\n');
@@ -611,7 +600,7 @@ async fn a_controller_killed_mid_way_and_restarted_converges_without_duplicates_
     systems
         .create(
             &PostParams::default(),
-            &system("s8", json!({ "containers": [web("nginx:1.27")] })),
+            &system("s8").container(web("nginx:1.27")).build(),
         )
         .await
         .unwrap();
@@ -701,11 +690,7 @@ async fn a_dropped_watch_and_a_forced_410_are_recovered_from() {
     let ns = e.namespace.clone();
     let c = e.tagged_controller(Some(&ns)).await;
     let systems: Api<System> = e.api();
-    apply(
-        &systems,
-        &system("f", json!({ "containers": [web("nginx:1.27")] })),
-    )
-    .await;
+    apply(&systems, &system("f").container(web("nginx:1.27")).build()).await;
     wait_ready(&e, "f", "1/1").await;
 
     // Every open watch stream ends; a change made afterwards is still reconciled.

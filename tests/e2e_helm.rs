@@ -14,6 +14,8 @@
 
 #[path = "common/audit.rs"]
 mod audit;
+#[path = "common/fixtures.rs"]
+mod fixtures;
 #[path = "common/process.rs"]
 mod process;
 #[path = "chart/rbac.rs"]
@@ -24,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use fixtures::system;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -257,11 +260,10 @@ async fn operator_run(e: &E2e) {
     // A session that is never renewed: the controller deletes its System, the real garbage collector the
     // children.
     create_lease(e, "short", 2).await;
-    let short: System = serde_json::from_value(json!({
-        "apiVersion": "tycho.dev/v1alpha1", "kind": "System", "metadata": { "name": "short" },
-        "spec": { "session": "short", "containers": [{ "name": "c", "image": "busybox:1.37", "sleep": true }] }
-    }))
-    .expect("a System");
+    let short = system("short")
+        .container(json!({ "name": "c", "image": "busybox:1.37", "sleep": true }))
+        .session("short")
+        .build();
     systems
         .create(&PostParams::default(), &short)
         .await

@@ -11,6 +11,8 @@
 //! controller talks to the emulator through a proxy that stamps one on its requests (process::UaProxy).
 //! Against a real cluster (`TYCHO_TEST_KUBECONFIG`) these tests are skipped: they need the request log.
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
 #[path = "common/process.rs"]
 mod process;
 
@@ -20,6 +22,7 @@ mod rbac;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use fixtures::system;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
@@ -199,19 +202,13 @@ async fn full_run(e: &E2e) {
     // A session that is never renewed (the controller deletes its Systems and the Lease), a deleted
     // session Lease, and a lifetime that ends.
     create_lease(e, "short", 2).await;
-    let short: System = serde_json::from_value(json!({
-        "apiVersion": "tycho.dev/v1alpha1", "kind": "System", "metadata": { "name": "short" },
-        "spec": { "session": "short", "containers": [{ "name": "c", "image": "busybox:1.37", "sleep": true }] }
-    }))
-    .unwrap();
+    let sleeper = json!({ "name": "c", "image": "busybox:1.37", "sleep": true });
+    let short = system("short").container(sleeper.clone()).session("short");
     e.api::<System>()
-        .create(&PostParams::default(), &short)
+        .create(&PostParams::default(), &short.build())
         .await
         .unwrap();
-    let mut brief = short.clone();
-    brief.metadata.name = Some("brief".into());
-    brief.spec.session = None;
-    brief.spec.lifetime = Some(3);
+    let brief = system("brief").container(sleeper).lifetime(3).build();
     e.api::<System>()
         .create(&PostParams::default(), &brief)
         .await

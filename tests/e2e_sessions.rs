@@ -9,6 +9,8 @@
 //! precondition), and the controller's `SessionExpired` Events give when it acted (`eventTime`, its clock, on
 //! this machine). How soon after expiry is measured by `benches/e2e.rs` and printed here (`MEASURE`).
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
 #[path = "common/lease_history.rs"]
 mod lease_history;
 #[path = "common/process.rs"]
@@ -16,6 +18,7 @@ mod process;
 
 use std::time::{Duration, Instant};
 
+use fixtures::{SystemBuilder, system};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
@@ -32,17 +35,11 @@ const DURATION: Duration = Duration::from_secs(3);
 /// scheduling cannot stretch a timer and a few API calls this far; the real figure is the benchmark's.
 const LATE: Duration = Duration::from_secs(10);
 
-fn system(name: &str, session: Option<&str>) -> System {
-    let mut spec = json!({
-        "containers": [{ "name": "shell", "image": "busybox:1.37", "sleep": true, "ports": [{ "port": 8000 }] }]
-    });
-    if let Some(s) = session {
-        spec["session"] = json!(s);
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "tycho.dev/v1alpha1", "kind": "System", "metadata": { "name": name }, "spec": spec,
-    }))
-    .unwrap()
+/// A System of one sleeping container.
+fn shell(name: &str) -> SystemBuilder {
+    system(name).container(
+        json!({ "name": "shell", "image": "busybox:1.37", "sleep": true, "ports": [{ "port": 8000 }] }),
+    )
 }
 
 /// Renew: set `renewTime` to now. Returns the `renewTime` stored (microseconds): the controller cannot
@@ -78,12 +75,12 @@ async fn an_unrenewed_session_lease_takes_its_systems_after_its_duration_never_b
     let names = ["a", "b", "c"];
     for n in names {
         systems
-            .create(&PostParams::default(), &system(n, Some("sess")))
+            .create(&PostParams::default(), &shell(n).session("sess").build())
             .await
             .unwrap();
     }
     systems
-        .create(&PostParams::default(), &system("control", None))
+        .create(&PostParams::default(), &shell("control").build())
         .await
         .unwrap();
 

@@ -2,9 +2,11 @@
 //! structure of the rendered YAML — newlines, colons, quotes, `#`, `{{ }}`, `{% %}`, anchors,
 //! aliases, tags, `- `, `---`, `...`, YAML 1.1 booleans, control and line-separator characters.
 
-use std::collections::BTreeMap;
+#[path = "common/fixtures.rs"]
+mod fixtures;
 
-use serde_json::Value;
+use fixtures::system;
+use serde_json::{Value, json};
 use tycho_model::*;
 use tycho_operator::render::{RenderSettings, Rendered, Renderer, WorkloadObject};
 
@@ -63,68 +65,27 @@ const NASTY: &[&str] = &[
 ];
 
 fn system_with(nasty: &str) -> System {
-    let mut annotations = BTreeMap::new();
-    annotations.insert("example.com/note".to_string(), nasty.to_string());
-    System {
-        metadata: kube::api::ObjectMeta {
-            name: Some("inj".into()),
-            namespace: Some("ns".into()),
-            uid: Some("u-1".into()),
-            ..Default::default()
-        },
-        spec: SystemSpec {
-            replicas: 1,
-            annotations,
-            containers: vec![ContainerSpec {
-                name: "app".into(),
-                image: "nginx:1.27".into(),
-                command: vec![nasty.to_string(), "fixed".into()],
-                args: vec![nasty.to_string()],
-                working_dir: Some(format!("/w/{nasty}")),
-                env: vec![
-                    EnvVar {
-                        name: "NASTY".into(),
-                        value: Some(nasty.to_string()),
-                        value_from: None,
-                    },
-                    EnvVar {
-                        name: "FIXED".into(),
-                        value: Some("fixed".into()),
-                        value_from: None,
-                    },
-                ],
-                ports: vec![PortSpec {
-                    port: 80,
-                    name: Some("http".into()),
-                    expose: true,
-                    ..Default::default()
-                }],
-                readiness: Some(Readiness {
-                    http: Some(HttpCheck {
-                        path: format!("/{}", nasty.replace(|c: char| c.is_control(), "")),
-                        port: 80,
-                        host: None,
-                    }),
-                    tcp: None,
-                }),
-                files: vec![
-                    FileSpec {
-                        path: "/etc/nasty.txt".into(),
-                        content: Some(nasty.to_string()),
-                        ..Default::default()
-                    },
-                    FileSpec {
-                        path: "/etc/fixed.txt".into(),
-                        content: Some("fixed".into()),
-                        ..Default::default()
-                    },
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-        status: None,
-    }
+    system("inj")
+        .namespace("ns")
+        .uid("u-1")
+        .set("annotations", json!({ "example.com/note": nasty }))
+        .container(json!({
+            "name": "app",
+            "image": "nginx:1.27",
+            "command": [nasty, "fixed"],
+            "args": [nasty],
+            "workingDir": format!("/w/{nasty}"),
+            "env": [{ "name": "NASTY", "value": nasty }, { "name": "FIXED", "value": "fixed" }],
+            "ports": [{ "port": 80, "name": "http", "expose": true }],
+            "readiness": {
+                "http": { "path": format!("/{}", nasty.replace(|c: char| c.is_control(), "")), "port": 80 },
+            },
+            "files": [
+                { "path": "/etc/nasty.txt", "content": nasty },
+                { "path": "/etc/fixed.txt", "content": "fixed" },
+            ],
+        }))
+        .build()
 }
 
 fn render(system: &System) -> Rendered {

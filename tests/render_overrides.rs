@@ -1,48 +1,33 @@
 //! Template override directories: customisation works, broken overrides are errors naming the
 //! template (and line), and overrides cannot break Tycho's invariants or its escaping.
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
 use std::path::Path;
 
+use fixtures::system;
+use serde_json::json;
 use tycho_model::*;
 use tycho_operator::render::{
     EMBEDDED_TEMPLATES, RenderError, RenderSettings, Renderer, WorkloadObject,
 };
 
-fn system() -> System {
-    System {
-        metadata: kube::api::ObjectMeta {
-            name: Some("web".into()),
-            namespace: Some("team".into()),
-            uid: Some("uid-1".into()),
-            ..Default::default()
-        },
-        spec: SystemSpec {
-            replicas: 2,
-            session: Some("lease-1".into()),
-            containers: vec![ContainerSpec {
-                name: "app".into(),
-                image: "nginx".into(),
-                env: vec![EnvVar {
-                    name: "V".into(),
-                    value: Some("a\nkind: Secret\n---\nx: y".into()),
-                    value_from: None,
-                }],
-                ports: vec![PortSpec {
-                    port: 80,
-                    expose: true,
-                    ..Default::default()
-                }],
-                files: vec![FileSpec {
-                    path: "/etc/f".into(),
-                    content: Some("hello".into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-        status: None,
-    }
+/// The System every override is rendered for: its env value, port and file reach every template.
+fn web() -> System {
+    system("web")
+        .namespace("team")
+        .uid("uid-1")
+        .replicas(2)
+        .session("lease-1")
+        .container(json!({
+            "name": "app",
+            "image": "nginx",
+            "env": [{ "name": "V", "value": "a\nkind: Secret\n---\nx: y" }],
+            "ports": [{ "port": 80, "expose": true }],
+            "files": [{ "path": "/etc/f", "content": "hello" }],
+        }))
+        .build()
 }
 
 fn embedded(name: &str) -> &'static str {
@@ -101,7 +86,7 @@ fn an_undefined_variable_fails_rendering_naming_template_and_line() {
     );
     let line = src.lines().position(|l| l.contains("replicaz")).unwrap() + 1;
     let (_d, r) = renderer_with(&[("deployment.yaml.tera", &src)]);
-    let err = r.unwrap().render(&system()).unwrap_err();
+    let err = r.unwrap().render(&web()).unwrap_err();
     match &err {
         RenderError::Template {
             template, line: l, ..
@@ -118,7 +103,7 @@ fn a_misspelt_field_is_an_error_not_a_silent_null() {
     let src = embedded("podspec.yaml.tera")
         .replace("image: {{ c.image | json }}", "image: {{ c.imag | json }}");
     let (_d, r) = renderer_with(&[("podspec.yaml.tera", &src)]);
-    let err = r.unwrap().render(&system()).unwrap_err();
+    let err = r.unwrap().render(&web()).unwrap_err();
     assert_eq!(err.reason(), "TemplateError", "{err}");
     assert!(err.to_string().contains("podspec.yaml.tera"), "{err}");
 }
@@ -127,7 +112,7 @@ fn a_misspelt_field_is_an_error_not_a_silent_null() {
 fn output_that_is_not_yaml_is_an_error_naming_template_and_output_line() {
     let src = "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec: [unclosed\n";
     let (_d, r) = renderer_with(&[("service.yaml.tera", src)]);
-    let err = r.unwrap().render(&system()).unwrap_err();
+    let err = r.unwrap().render(&web()).unwrap_err();
     match &err {
         RenderError::Output { template, line, .. } => {
             assert_eq!(template, "service.yaml.tera");
@@ -143,14 +128,14 @@ fn output_of_the_wrong_kind_or_shape_is_an_error() {
     let wrong_kind =
         embedded("deployment.yaml.tera").replace("kind: Deployment", "kind: StatefulSet");
     let (_d, r) = renderer_with(&[("deployment.yaml.tera", &wrong_kind)]);
-    let err = r.unwrap().render(&system()).unwrap_err();
+    let err = r.unwrap().render(&web()).unwrap_err();
     assert_eq!(err.reason(), "TemplateOutputInvalid", "{err}");
     assert!(err.to_string().contains("deployment.yaml.tera"), "{err}");
 
     let wrong_type = embedded("service.yaml.tera")
         .replace("port: {{ p.port | json }}", "port: {{ p.name | json }}");
     let (_d, r) = renderer_with(&[("service.yaml.tera", &wrong_type)]);
-    let err = r.unwrap().render(&system()).unwrap_err();
+    let err = r.unwrap().render(&web()).unwrap_err();
     assert_eq!(err.reason(), "TemplateOutputInvalid", "{err}");
 }
 
@@ -180,7 +165,7 @@ fn overrides_customise_output_and_may_include_their_own_partials() {
     let sidecar =
         "  - name: \"log-shipper\"\n    image: {{ \"registry.example.com/shipper:1\" | json }}";
     let (_d, r) = renderer_with(&[("podspec.yaml.tera", &podspec), ("sidecar.tera", sidecar)]);
-    let rendered = r.unwrap().render(&system()).unwrap();
+    let rendered = r.unwrap().render(&web()).unwrap();
     let WorkloadObject::Deployment(d) = &rendered.workload else {
         panic!()
     };
@@ -224,7 +209,7 @@ spec:
         ("service.yaml.tera", service),
         ("configmap.yaml.tera", configmap),
     ]);
-    let s = system();
+    let s = web();
     let rendered = r.unwrap().render(&s).unwrap();
     let WorkloadObject::Deployment(d) = &rendered.workload else {
         panic!()
@@ -287,7 +272,7 @@ fn output_written_without_the_json_filter_is_still_escaped() {
         .replace("value: {{ e.value | json }}", "value: {{ e.value }}");
     assert!(src.contains("value: {{ e.value }}"));
     let (_d, r) = renderer_with(&[("podspec.yaml.tera", &src)]);
-    let rendered = r.unwrap().render(&system()).unwrap();
+    let rendered = r.unwrap().render(&web()).unwrap();
     let WorkloadObject::Deployment(d) = &rendered.workload else {
         panic!()
     };
@@ -313,7 +298,7 @@ fn the_injection_checks_would_catch_a_template_that_pastes_raw_strings() {
     let src = embedded("podspec.yaml.tera")
         .replace("value: {{ e.value | json }}", "value: {{ e.value | safe }}");
     let (_d, r) = renderer_with(&[("podspec.yaml.tera", &src)]);
-    match r.unwrap().render(&system()) {
+    match r.unwrap().render(&web()) {
         Err(e) => assert_eq!(e.reason(), "TemplateOutputInvalid", "{e}"),
         Ok(rendered) => {
             let WorkloadObject::Deployment(d) = &rendered.workload else {

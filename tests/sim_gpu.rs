@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{TestCluster, eventually};
+use common::{TestCluster, eventually, system};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -17,19 +17,6 @@ use tycho_emulator::EmulatorConfig;
 use tycho_model::{Phase, System};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn system(replicas: i32) -> System {
-    serde_json::from_value(json!({
-        "apiVersion": "tycho.dev/v1alpha1",
-        "kind": "System",
-        "metadata": { "name": "trainer" },
-        "spec": {
-            "replicas": replicas,
-            "containers": [{ "name": "train", "image": "cuda:12", "limits": { "gpus": 1 } }],
-        },
-    }))
-    .unwrap()
-}
 
 fn scheduled(p: &Pod) -> Option<String> {
     p.spec.as_ref()?.node_name.clone().filter(|n| !n.is_empty())
@@ -95,11 +82,13 @@ async fn gpu_systems_run_only_on_gpu_nodes() {
     let controller = cluster.run_controller(|_| {}).await;
     let systems: Api<System> = cluster.api();
     let pods: Api<Pod> = cluster.api();
+    let trainer = system("trainer")
+        .container(json!({ "name": "train", "image": "cuda:12", "limits": { "gpus": 1 } }));
     systems
         .patch(
             "trainer",
             &PatchParams::apply("tycho-tests").force(),
-            &Patch::Apply(&system(3)),
+            &Patch::Apply(&trainer.clone().replicas(3).build()),
         )
         .await
         .unwrap();
@@ -143,7 +132,7 @@ async fn gpu_systems_run_only_on_gpu_nodes() {
         .patch(
             "trainer",
             &PatchParams::apply("tycho-tests").force(),
-            &Patch::Apply(&system(2)),
+            &Patch::Apply(&trainer.replicas(2).build()),
         )
         .await
         .unwrap();

@@ -22,9 +22,12 @@ use tycho_model::System;
 use tycho_operator::controller::{self, ControllerConfig};
 
 mod audit;
+mod fixtures;
 mod kubelet;
 mod skip;
 mod wait;
+#[allow(unused_imports)]
+pub use fixtures::{SystemBuilder, system};
 #[allow(unused_imports)]
 pub use kubelet::runs_containers;
 #[allow(unused_imports)]
