@@ -190,6 +190,18 @@ pub fn labels_match(reqs: &[Requirement], obj: &Value) -> bool {
     })
 }
 
+/// The `key=value` pairs a label selector requires (its `=`/`==` requirements and one-value
+/// `in` sets): what the store's label index can look up. Every match carries all of them.
+pub fn equality_labels(reqs: &[Requirement]) -> Vec<(String, String)> {
+    reqs.iter()
+        .filter_map(|r| match r {
+            Requirement::Eq(k, v) => Some((k.clone(), v.clone())),
+            Requirement::In(k, vs) if vs.len() == 1 => Some((k.clone(), vs[0].clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One term of a field selector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldTerm {
@@ -382,6 +394,21 @@ mod tests {
         let bare = json!({"metadata": {}});
         assert!(labels_match(&labels("!app,app notin (x),app!=y"), &bare));
         assert!(!labels_match(&labels("app"), &bare));
+    }
+
+    /// The equality requirements a label index can serve.
+    #[test]
+    fn equality_labels_of_selectors() {
+        let pairs = |sel: &str| equality_labels(&labels(sel));
+        assert_eq!(
+            pairs("app=web,tier==fe,x!=y,z in (one),w in (a,b),v,!u"),
+            vec![
+                ("app".to_string(), "web".to_string()),
+                ("tier".to_string(), "fe".to_string()),
+                ("z".to_string(), "one".to_string()),
+            ]
+        );
+        assert!(pairs("app!=web,tier").is_empty());
     }
 
     /// Malformed label selectors are errors (400), with kube-apiserver's messages.

@@ -1,12 +1,13 @@
 //! The in-memory object store: one table per resource (group, plural) with objects keyed by
 //! (namespace, name), one increasing resourceVersion for the whole store, a uid index and an
-//! owner-reference index (for garbage collection), a bounded history ring of change events for
-//! watch resume, and a broadcast channel that fans events out to open watches.
+//! owner-reference index (for garbage collection), a label index (for lists and watches by
+//! label selector, as kube-apiserver's watch cache indexes), a bounded history ring of change
+//! events for watch resume, and a broadcast channel that fans events out to open watches.
 //!
 //! The store knows nothing of API semantics beyond resourceVersion and uid bookkeeping; the
 //! server implements create/update/patch/delete rules on top of it.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -93,6 +94,10 @@ pub enum StoreError {
 /// Objects of one resource keyed by (namespace, name).
 type Table = BTreeMap<(String, String), Arc<Value>>;
 
+/// The label index of one resource: (label key, label value) → the (namespace, name) of the
+/// objects carrying that label, in key order.
+type LabelIndex = HashMap<(String, String), BTreeSet<(String, String)>>;
+
 /// Events after a resourceVersion plus a receiver for later ones.
 pub type Resume = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
 
@@ -100,6 +105,8 @@ pub type Resume = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
 struct Inner {
     rv: u64,
     tables: HashMap<(String, String), Table>,
+    /// (group, plural) → label index.
+    labels: HashMap<(String, String), LabelIndex>,
     uids: HashMap<String, ObjectKey>,
     /// owner uid → dependents
     dependents: HashMap<String, HashSet<ObjectKey>>,
@@ -143,6 +150,15 @@ fn owner_uids(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The object's labels as (key, value) pairs.
+fn labels_of(v: &Value) -> impl Iterator<Item = (&String, &str)> {
+    v["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k, v)))
+}
+
 fn set_rv(v: &mut Value, rv: u64) {
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.insert("resourceVersion".into(), Value::String(rv.to_string()));
@@ -159,6 +175,50 @@ pub fn object_rv(v: &Value) -> u64 {
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// Adds the objects of `objs` (in key order, starting at the list's lower bound) that are in
+/// `ns` and that `filter` accepts to `res`, at most `limit` (0 = all); counts the rest and sets
+/// the key to continue after.
+fn collect<'a>(
+    res: &mut ListResult,
+    objs: impl Iterator<Item = (&'a (String, String), &'a Arc<Value>)>,
+    ns: Option<&str>,
+    limit: usize,
+    filter: &dyn Fn(&Value) -> bool,
+) {
+    for (k, v) in objs {
+        if let Some(n) = ns
+            && k.0 != n
+        {
+            if k.0.as_str() > n {
+                break;
+            }
+            continue;
+        }
+        if !filter(v) {
+            continue;
+        }
+        if limit > 0 && res.items.len() >= limit {
+            res.remaining += 1;
+            continue;
+        }
+        res.items.push(v.clone());
+    }
+    if res.remaining > 0 {
+        res.next = res.items.last().map(|v| {
+            (
+                v["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                v["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        });
+    }
 }
 
 impl Store {
@@ -228,15 +288,35 @@ impl Store {
         limit: usize,
         filter: &dyn Fn(&Value) -> bool,
     ) -> ListResult {
+        self.list_labelled(group, plural, ns, after, limit, &[], filter)
+    }
+
+    /// As [`Store::list`], for objects that also carry every label of `labels` (the equality
+    /// requirements of a label selector): only the objects the label index gives for the
+    /// rarest of those labels are looked at, so the cost follows the number of matching
+    /// objects, not the size of the namespace. `filter` must still check the whole selector.
+    #[allow(clippy::too_many_arguments)]
+    pub fn list_labelled(
+        &self,
+        group: &str,
+        plural: &str,
+        ns: Option<&str>,
+        after: Option<&(String, String)>,
+        limit: usize,
+        labels: &[(String, String)],
+        filter: &dyn Fn(&Value) -> bool,
+    ) -> ListResult {
         let inner = self.lock();
         let rv = inner.rv;
-        let Some(table) = inner.tables.get(&(group.to_string(), plural.to_string())) else {
-            return ListResult {
-                items: Vec::new(),
-                rv,
-                next: None,
-                remaining: 0,
-            };
+        let tk = (group.to_string(), plural.to_string());
+        let mut res = ListResult {
+            items: Vec::new(),
+            rv,
+            next: None,
+            remaining: 0,
+        };
+        let Some(table) = inner.tables.get(&tk) else {
+            return res;
         };
         use std::ops::Bound;
         let lower = match (after, ns) {
@@ -244,48 +324,34 @@ impl Store {
             (None, Some(n)) => Bound::Included((n.to_string(), String::new())),
             (None, None) => Bound::Unbounded,
         };
-        let mut items = Vec::new();
-        let mut remaining = 0;
-        for (k, v) in table.range((lower, Bound::Unbounded)) {
-            if let Some(n) = ns
-                && k.0 != n
-            {
-                if k.0.as_str() > n {
-                    break;
-                }
-                continue;
+        let range = (lower, Bound::Unbounded);
+        match Self::postings(&inner, &tk, labels) {
+            None => collect(&mut res, table.range(range), ns, limit, filter),
+            Some(keys) => {
+                let objs = keys
+                    .range(range)
+                    .filter_map(|k| table.get(k).map(|v| (k, v)));
+                collect(&mut res, objs, ns, limit, filter)
             }
-            if !filter(v) {
-                continue;
-            }
-            if limit > 0 && items.len() >= limit {
-                remaining += 1;
-                continue;
-            }
-            items.push(v.clone());
         }
-        let next = if remaining > 0 {
-            items.last().map(|v| {
-                (
-                    v["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    v["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                )
-            })
-        } else {
-            None
-        };
-        ListResult {
-            items,
-            rv,
-            next,
-            remaining,
+        res
+    }
+
+    /// The smallest posting set of the label index among `labels` (None: no labels, scan).
+    fn postings<'a>(
+        inner: &'a Inner,
+        tk: &(String, String),
+        labels: &[(String, String)],
+    ) -> Option<&'a BTreeSet<(String, String)>> {
+        static EMPTY: BTreeSet<(String, String)> = BTreeSet::new();
+        if labels.is_empty() {
+            return None;
         }
+        let index = inner.labels.get(tk);
+        labels
+            .iter()
+            .map(|l| index.and_then(|i| i.get(l)).unwrap_or(&EMPTY))
+            .min_by_key(|s| s.len())
     }
 
     /// Number of objects of a resource.
@@ -365,6 +431,16 @@ impl Store {
         if let Some(uid) = uid_of(obj) {
             inner.uids.insert(uid, key.clone());
         }
+        let index = inner
+            .labels
+            .entry((key.group.clone(), key.plural.clone()))
+            .or_default();
+        for (k, v) in labels_of(obj) {
+            index
+                .entry((k.clone(), v.to_string()))
+                .or_default()
+                .insert((key.namespace.clone(), key.name.clone()));
+        }
         for o in owner_uids(obj) {
             inner.dependents.entry(o).or_default().insert(key.clone());
         }
@@ -375,6 +451,21 @@ impl Store {
             && inner.uids.get(&uid) == Some(key)
         {
             inner.uids.remove(&uid);
+        }
+        if let Some(index) = inner
+            .labels
+            .get_mut(&(key.group.clone(), key.plural.clone()))
+        {
+            let ok = (key.namespace.clone(), key.name.clone());
+            for (k, v) in labels_of(obj) {
+                let lk = (k.clone(), v.to_string());
+                if let Some(set) = index.get_mut(&lk) {
+                    set.remove(&ok);
+                    if set.is_empty() {
+                        index.remove(&lk);
+                    }
+                }
+            }
         }
         for o in owner_uids(obj) {
             if let Some(set) = inner.dependents.get_mut(&o) {
@@ -519,14 +610,31 @@ impl Store {
         plural: &str,
         ns: Option<&str>,
     ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Event>>) {
+        self.snapshot_labelled(group, plural, ns, &[])
+    }
+
+    /// As [`Store::snapshot_and_subscribe`], limited to objects carrying every label of
+    /// `labels` (found through the label index, see [`Store::list_labelled`]).
+    pub fn snapshot_labelled(
+        &self,
+        group: &str,
+        plural: &str,
+        ns: Option<&str>,
+        labels: &[(String, String)],
+    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Event>>) {
         let inner = self.lock();
         let rx = self.tx.subscribe();
+        let tk = (group.to_string(), plural.to_string());
         let mut items = Vec::new();
-        if let Some(t) = inner.tables.get(&(group.to_string(), plural.to_string())) {
-            for (k, v) in t {
-                if ns.is_none_or(|n| n == k.0) {
-                    items.push(v.clone());
-                }
+        if let Some(t) = inner.tables.get(&tk) {
+            let in_ns = |k: &(String, String)| ns.is_none_or(|n| n == k.0);
+            match Self::postings(&inner, &tk, labels) {
+                None => items.extend(t.iter().filter(|(k, _)| in_ns(k)).map(|(_, v)| v.clone())),
+                Some(keys) => items.extend(
+                    keys.iter()
+                        .filter(|k| in_ns(k))
+                        .filter_map(|k| t.get(k).cloned()),
+                ),
             }
         }
         (items, inner.rv, rx)
@@ -571,6 +679,120 @@ mod tests {
             s.update(&key("a"), json!({"metadata": {"name": "a"}}), Some(99)),
             Err(StoreError::Conflict)
         ));
+    }
+
+    /// Names of every page of a list (pages of `limit`, 0 = one page).
+    fn pages(
+        s: &Store,
+        ns: Option<&str>,
+        limit: usize,
+        labels: &[(String, String)],
+        filter: &dyn Fn(&Value) -> bool,
+    ) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut after = None;
+        loop {
+            let r = s.list_labelled("", "pods", ns, after.as_ref(), limit, labels, filter);
+            names.extend(r.items.iter().map(|o| o["metadata"]["name"].to_string()));
+            match r.next {
+                Some(n) => after = Some(n),
+                None => return names,
+            }
+        }
+    }
+
+    /// The label index gives what a scan gives (equality and one-value `in` selectors, with
+    /// other requirements, per namespace and across, paged and not, lists and watch
+    /// snapshots), through creates, updates that change or drop labels, and deletes.
+    #[test]
+    fn label_index_matches_a_scan() {
+        use crate::selector::{equality_labels, labels_match, parse_label_selector};
+        let s = Store::new(100);
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let check = |s: &Store| {
+            for sel in [
+                "app=a1",
+                "app=a2,tier=t0",
+                "tier=t1",
+                "app=a9",
+                "app=a3,tier!=t2",
+                "app in (a4)",
+                "app=a0,x",
+            ] {
+                let reqs = parse_label_selector(sel).unwrap();
+                let indexed = equality_labels(&reqs);
+                assert!(!indexed.is_empty());
+                let filter = |o: &Value| labels_match(&reqs, o);
+                for ns in [None, Some("ns1")] {
+                    for limit in [0, 7] {
+                        let scan = pages(s, ns, limit, &[], &filter);
+                        assert_eq!(pages(s, ns, limit, &indexed, &filter), scan, "{sel}");
+                    }
+                    let snap = |labels: &[(String, String)]| -> Vec<Arc<Value>> {
+                        let (items, _, _) = s.snapshot_labelled("", "pods", ns, labels);
+                        items.into_iter().filter(|o| filter(o)).collect()
+                    };
+                    assert_eq!(snap(&indexed), snap(&[]), "{sel}");
+                }
+            }
+        };
+        let mut matched = 0;
+        for step in 0..3000 {
+            let ns = format!("ns{}", next(3));
+            let name = format!("p{}", next(150));
+            let k = ObjectKey {
+                group: String::new(),
+                plural: "pods".into(),
+                namespace: ns.clone(),
+                name: name.clone(),
+            };
+            let mut o = json!({"metadata": {"name": name, "namespace": ns}});
+            match next(5) {
+                0 => {}
+                _ => {
+                    o["metadata"]["labels"] =
+                        json!({"app": format!("a{}", next(6)), "tier": format!("t{}", next(3))});
+                    if next(4) == 0 {
+                        o["metadata"]["labels"]["x"] = json!("");
+                    }
+                }
+            }
+            match next(4) {
+                0 | 1 => {
+                    if s.create(&k, o.clone()).is_err() {
+                        s.update(&k, o, None).unwrap();
+                    }
+                }
+                2 => {
+                    let _ = s.update(&k, o, None);
+                }
+                _ => {
+                    let _ = s.delete(&k, None);
+                }
+            }
+            if step % 250 == 0 {
+                check(&s);
+            }
+            matched = s.count("", "pods");
+        }
+        assert!(matched > 100, "{matched}");
+        check(&s);
+        // Nothing indexed for a removed label value is left behind.
+        let inner = s.lock();
+        let index = &inner.labels[&(String::new(), "pods".to_string())];
+        let total: usize = index.values().map(BTreeSet::len).sum();
+        let labelled: usize = inner.tables[&(String::new(), "pods".to_string())]
+            .values()
+            .map(|o| labels_of(o).count())
+            .sum();
+        assert_eq!(total, labelled);
+        assert!(index.values().all(|s| !s.is_empty()));
     }
 
     /// Pagination: limit returns a continue key; listing after it yields the rest.

@@ -40,6 +40,9 @@ pub struct WatchRequest {
     pub plural: String,
     /// Namespace to watch (None = all).
     pub namespace: Option<String>,
+    /// The `key=value` labels every matching object carries (for the store's label index;
+    /// the matcher still checks the whole selector).
+    pub labels: Vec<(String, String)>,
     /// `resourceVersion` parameter ("" when absent).
     pub resource_version: String,
     /// `sendInitialEvents=true`.
@@ -122,8 +125,12 @@ pub fn serve(
         Gone(String),
     }
     let start = if from_now || req.send_initial_events {
-        let (items, rv, rx) =
-            store.snapshot_and_subscribe(&req.group, &req.plural, req.namespace.as_deref());
+        let (items, rv, rx) = store.snapshot_labelled(
+            &req.group,
+            &req.plural,
+            req.namespace.as_deref(),
+            &req.labels,
+        );
         Start::Snapshot(items, rv, rx)
     } else {
         match rv_param.parse::<u64>() {

@@ -241,12 +241,13 @@ pub(super) fn delete_collection(c: &Call<'_>) -> Result<Response, ApiError> {
     let opts = delete_opts(c.q, c.body)?;
     let (labels, fields) = selectors(&c.info, c.q)?;
     let (sg, sp) = c.info.store_key();
-    let items = c.st.store.list(
+    let items = c.st.store.list_labelled(
         &sg,
         &sp,
         Some(c.ns).filter(|n| !n.is_empty()),
         None,
         0,
+        &selector::equality_labels(&labels),
         &|o| selector::labels_match(&labels, o) && selector::fields_match(&fields, o),
     );
     for o in items.items {

@@ -75,9 +75,12 @@ pub(super) fn list(
     let after = continue_after(st, q)?;
     let nsf = Some(ns).filter(|n| !n.is_empty());
     let (sg, sp) = info.store_key();
-    let res = st.store.list(&sg, &sp, nsf, after.as_ref(), limit, &|o| {
-        selector::labels_match(&labels, o) && selector::fields_match(&fields, o)
-    });
+    let indexed = selector::equality_labels(&labels);
+    let res = st
+        .store
+        .list_labelled(&sg, &sp, nsf, after.as_ref(), limit, &indexed, &|o| {
+            selector::labels_match(&labels, o) && selector::fields_match(&fields, o)
+        });
     let mut meta = json!({"resourceVersion": res.rv.to_string()});
     if let Some((n, name)) = &res.next {
         let tok = ContinueToken {
@@ -121,6 +124,7 @@ pub(super) fn watch(
     }
     let nsf = (!ns.is_empty()).then(|| ns.to_string());
     let nsm = nsf.clone();
+    let indexed = selector::equality_labels(&labels);
     let matcher: watch::Matcher = Arc::new(move |o: &Value| {
         nsm.as_deref()
             .is_none_or(|n| o["metadata"]["namespace"].as_str() == Some(n))
@@ -140,6 +144,7 @@ pub(super) fn watch(
         group: sg,
         plural: sp,
         namespace: nsf,
+        labels: indexed,
         resource_version: q.get("resourceVersion").unwrap_or_default().to_string(),
         send_initial_events: q.flag("sendInitialEvents"),
         bookmarks: q.flag("allowWatchBookmarks"),
