@@ -210,9 +210,9 @@ NAMESPACED = {
     ("", "pods"): {"list", "watch", "create", "patch", "delete"},
     ("", "services"): {"list", "watch", "create", "patch", "delete"},
     ("", "configmaps"): {"list", "watch", "create", "patch", "delete"},
-    ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("coordination.k8s.io", "leases"): {"list", "watch", "patch", "delete"},
     ("events.k8s.io", "events"): {"create", "patch"},
-    ("", "persistentvolumeclaims"): {"get", "list", "watch"},
+    ("", "persistentvolumeclaims"): {"list", "watch"},
 }
 CLUSTER = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get"},

@@ -49,5 +49,6 @@ def test_build_context_keeps_what_cargo_needs():
 
 
 def test_build_is_locked_and_static():
-    assert "cargo build --locked --release --bin tycho" in DOCKERFILE
+    # The operator's image is built without the emulator (feature `dev`).
+    assert "cargo build --locked --release --no-default-features --bin tycho" in DOCKERFILE
     assert "-unknown-linux-musl" in DOCKERFILE

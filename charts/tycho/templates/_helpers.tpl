@@ -112,18 +112,20 @@ verbs the operator uses; no wildcards. tests/chart checks the operator's recorde
 - apiGroups: [""]
   resources: ["pods", "services", "configmaps"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# Session Leases (watched, marked collected and deleted) and the leader-election Lease.
+# Session Leases: watched (read from the watch cache), marked collected and deleted. The leader-election
+# Lease has a Role of its own.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 # Events on Systems (events.k8s.io/v1: created, and patched when they repeat).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# Claims mounted by Systems: only read, to report a missing claim. Tycho never deletes a claim.
+# Claims mounted by Systems: only watched (read from the watch cache), to report a missing claim. Tycho
+# never deletes a claim.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end -}}
 
 {{/*

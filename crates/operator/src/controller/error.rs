@@ -27,6 +27,9 @@ pub enum ControllerError {
     /// The System lacks a field the API server always sets (name, namespace or uid).
     #[error("the System has no metadata.{0}")]
     MissingMetadata(&'static str),
+    /// The System's namespace is not one the controller watches (so nothing of it is cached).
+    #[error("namespace {0} is not watched by this controller")]
+    NotWatched(String),
     /// A Kubernetes API call failed.
     #[error("{action} {kind} {namespace}/{name}: {source}")]
     Api {
@@ -83,6 +86,7 @@ impl ControllerError {
             ControllerError::RenderFailed(_) => "RenderFailed",
             ControllerError::MissingClaim { .. } => "MissingClaim",
             ControllerError::MissingMetadata(_) => "MissingMetadata",
+            ControllerError::NotWatched(_) => "NamespaceNotWatched",
             ControllerError::Api { action, source, .. } => match (action, api_code(source)) {
                 (_, Some(409)) => "Conflict",
                 (_, Some(403)) => "Forbidden",
@@ -108,6 +112,7 @@ impl ControllerError {
                 | ControllerError::RenderFailed(_)
                 | ControllerError::MissingClaim { .. }
                 | ControllerError::MissingMetadata(_)
+                | ControllerError::NotWatched(_)
                 | ControllerError::Serialize { .. }
         )
     }

@@ -5,7 +5,9 @@
 //! Layout:
 //! - [`run`] wires one Controller per watched namespace (or one cluster-wide), the metrics and health
 //!   endpoints, and graceful shutdown;
-//! - `reconcile` (private) orchestrates read → session → validate → render → apply → prune → status;
+//! - `reconcile` (private) orchestrates read → session → validate → render → apply → prune → status,
+//!   reading only from the watch caches of [`cache`]; `collect` deletes the Systems of ended sessions
+//!   (with workers of its own) and of ended lifetimes;
 //! - pure logic lives in [`session`] (expiry with an injected clock), [`status`], [`diff`] (whether an
 //!   apply would change anything) and [`backoff`].
 //!
@@ -15,6 +17,8 @@
 //! Systems cache); and a requeue at the exact instant a session or lifetime expires.
 
 pub mod backoff;
+pub mod cache;
+mod collect;
 pub mod diff;
 pub mod error;
 pub mod metrics;
@@ -37,7 +41,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Semaphore, watch};
@@ -220,32 +224,56 @@ pub async fn run(
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     let mut controllers = Vec::new();
     let mut stores = Vec::new();
+    let mut caches = Vec::new();
     for scope in &scopes {
         let ns = scope.as_deref();
-        let ctrl = Controller::new(
+        // One watch per kind and scope feeds both the reconcile triggers and the caches reconcile
+        // reads (see `cache`).
+        let (systems, systems_events) = cache::reflect(
             scoped::<System>(&client, ns),
             watcher::Config::default().any_semantic(),
         );
-        let store = ctrl.store();
-        let ctrl = ctrl
-            .owns(scoped::<Deployment>(&client, ns), managed.clone())
-            .owns(scoped::<Service>(&client, ns), managed.clone())
-            .owns(scoped::<ConfigMap>(&client, ns), managed.clone())
-            .watches(scoped::<Pod>(&client, ns), managed.clone(), pod_mapper)
-            .watches(
-                scoped::<Lease>(&client, ns),
-                watcher::Config::default(),
-                lease_mapper(store.clone(), sessions.clone(), clock.clone()),
+        let (deployments, deployment_events) =
+            cache::reflect_indexed(scoped::<Deployment>(&client, ns), managed.clone());
+        let (services, service_events) =
+            cache::reflect_indexed(scoped::<Service>(&client, ns), managed.clone());
+        let (config_maps, config_map_events) =
+            cache::reflect_indexed(scoped::<ConfigMap>(&client, ns), managed.clone());
+        let (pods, pod_events) =
+            cache::reflect_indexed(scoped::<Pod>(&client, ns), managed.clone());
+        let (leases, lease_events) =
+            cache::reflect(scoped::<Lease>(&client, ns), watcher::Config::default());
+        let (claims, claim_events) = cache::reflect(
+            scoped::<PersistentVolumeClaim>(&client, ns),
+            watcher::Config::default(),
+        );
+        let ctrl = Controller::for_stream(systems_events.applied_objects(), systems.clone())
+            .owns_stream(deployment_events)
+            .owns_stream(service_events)
+            .owns_stream(config_map_events)
+            .watches_stream(pod_events, pod_mapper)
+            .watches_stream(
+                lease_events.touched_objects(),
+                lease_mapper(systems.clone(), sessions.clone(), clock.clone()),
             )
-            .watches(
-                scoped::<PersistentVolumeClaim>(&client, ns),
-                watcher::Config::default(),
-                claim_mapper(store.clone()),
+            .watches_stream(
+                claim_events.touched_objects(),
+                claim_mapper(systems.clone()),
             )
             .with_config(controller::Config::default().concurrency(config.concurrency))
             .graceful_shutdown_on(stopped(stop_rx.clone()));
         controllers.push(ctrl);
-        stores.push(store);
+        stores.push(systems.clone());
+        caches.push(cache::Caches {
+            namespace: scope.clone(),
+            systems,
+            deployments,
+            pods,
+            services,
+            config_maps,
+            leases,
+            claims,
+        });
     }
 
     // Health and metrics.
@@ -270,7 +298,7 @@ pub async fn run(
     };
     let readiness = {
         let probe: Api<System> = scoped(&client, scopes.first().cloned().flatten().as_deref());
-        let stores = stores.clone();
+        let caches = caches.clone();
         let ready = ready.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -284,18 +312,8 @@ pub async fn run(
                         }
                     }
                 }
-                // kube-runtime's ready signal wakes only its most recent waiter (the Controller also waits
-                // on it), so poll it again every 100 ms instead of waiting once.
-                for s in &stores {
-                    loop {
-                        match tokio::time::timeout(Duration::from_millis(100), s.wait_until_ready())
-                            .await
-                        {
-                            Ok(Ok(())) => break,
-                            Ok(Err(_)) => return,
-                            Err(_) => {}
-                        }
-                    }
+                for c in &caches {
+                    c.wait_until_ready().await;
                 }
                 ready.store(true, Ordering::SeqCst);
                 info!("caches synced; ready");
@@ -324,9 +342,10 @@ pub async fn run(
         backoffs: Mutex::new(Backoffs::new(config.backoff)),
         clock,
         nodes: tokio::sync::Mutex::new(NodeCache::default()),
-        systems: stores.clone(),
+        caches,
         resync: config.resync,
         permits: (config.concurrency > 0).then(|| Semaphore::new(usize::from(config.concurrency))),
+        collector: collect::Collector::default(),
     });
 
     tokio::spawn(async move {

@@ -11,13 +11,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,19 +23,19 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, instrument, warn};
 
 use crate::render::{RenderError, Renderer, WorkloadObject};
-use tycho_model::{
-    LABEL_MANAGED_BY, LABEL_SYSTEM, MANAGED_BY, Phase, System, SystemStatus, Workload,
-};
+use tycho_model::{LABEL_MANAGED_BY, MANAGED_BY, Phase, System, SystemStatus, Workload};
 
 use super::FIELD_MANAGER;
 use super::backoff::Backoffs;
+use super::cache::Caches;
+use super::collect::{self, Collector};
 use super::diff::{RENDER_HASH, SPEC_HASH, hash_json, is_subset};
 use super::error::{ControllerError, api_code};
 use super::metrics::Metrics;
 use super::session::{Clock, LeaseKey, LeaseView, SessionState, SessionTracker, lifetime_deadline};
 use super::status::{
     AppliedWorkload, Outcome, SESSION_VALID, SessionStatus, StatusInput, compute_status,
-    format_time, pick_node_address, same_status, status_patch,
+    pick_node_address, same_status, status_patch,
 };
 
 /// How long a node address lookup is reused.
@@ -55,9 +53,10 @@ pub(crate) struct Context {
     pub backoffs: Mutex<Backoffs<(String, String)>>,
     pub clock: Arc<dyn Clock>,
     pub nodes: tokio::sync::Mutex<NodeCache>,
-    pub systems: Vec<Store<System>>,
+    pub caches: Vec<Caches>,
     pub resync: Duration,
     pub permits: Option<Semaphore>,
+    pub collector: Collector,
 }
 
 /// Cached node address for endpoint URLs.
@@ -67,8 +66,18 @@ pub(crate) struct NodeCache {
     address: Option<String>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Context {
+    /// The caches of the scope that watches namespace `ns`.
+    fn caches(&self, ns: &str) -> Result<&Caches, ControllerError> {
+        self.caches
+            .iter()
+            .find(|c| c.covers(ns))
+            .ok_or_else(|| ControllerError::NotWatched(ns.to_string()))
+    }
 }
 
 fn key_of(system: &System) -> (String, String) {
@@ -161,7 +170,7 @@ async fn report_error(system: &System, error: &ControllerError, ctx: &Context) {
     }
 }
 
-async fn event(
+pub(super) async fn event(
     ctx: &Context,
     system: &System,
     type_: EventType,
@@ -210,7 +219,7 @@ fn until(now: Timestamp, then: Timestamp) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-async fn reconcile_system(system: &System, ctx: &Context) -> Result<Action, ControllerError> {
+async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action, ControllerError> {
     if system.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -235,7 +244,7 @@ async fn reconcile_system(system: &System, ctx: &Context) -> Result<Action, Cont
     if let Some(deadline) = lifetime
         && ctx.clock.now() >= deadline
     {
-        collect_lifetime(system, &ns, &name, deadline, ctx).await?;
+        collect::lifetime(system, &ns, &name, deadline, ctx).await?;
         return Ok(Action::await_change());
     }
     let mut next_deadline = lifetime;
@@ -245,11 +254,8 @@ async fn reconcile_system(system: &System, ctx: &Context) -> Result<Action, Cont
         None => SessionStatus::None,
         Some(lease_name) => {
             let key = LeaseKey::new(&ns, lease_name);
-            let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &ns);
-            let lease = leases
-                .get_opt(lease_name)
-                .await
-                .map_err(ControllerError::api("read", "Lease", &ns, lease_name))?;
+            let lease =
+                Caches::get(&ctx.caches(&ns)?.leases, &ns, lease_name).map(|l| l.as_ref().clone());
             let now = ctx.clock.now();
             let mut state = {
                 let mut tracker = lock(&ctx.sessions);
@@ -296,7 +302,9 @@ async fn reconcile_system(system: &System, ctx: &Context) -> Result<Action, Cont
                     return Ok(Action::await_change());
                 }
                 ended => {
-                    collect_session(&key, lease.as_ref(), ended, ctx).await?;
+                    // Collected by its own workers, outside the reconcile limit: a burst of
+                    // expiries does not wait behind reconciles, nor hold them up.
+                    collect::spawn_session(ctx, key, lease, ended);
                     return Ok(Action::await_change());
                 }
             }
@@ -305,14 +313,14 @@ async fn reconcile_system(system: &System, ctx: &Context) -> Result<Action, Cont
 
     // Validate, check claims, render.
     tycho_model::validate::validate(system).map_err(ControllerError::InvalidSpec)?;
-    check_claims(system, &ns, ctx).await?;
+    check_claims(system, &ns, ctx.caches(&ns)?)?;
     let rendered = ctx.renderer.render(system).map_err(|e| match e {
         RenderError::Invalid(fields) => ControllerError::InvalidSpec(fields),
         other => ControllerError::RenderFailed(other),
     })?;
 
     // Read the live children.
-    let live = LiveChildren::list(&ctx.client, &ns, &name).await?;
+    let live = LiveChildren::cached(ctx.caches(&ns)?, &ns, &name);
     let mut changes = Changes::default();
 
     // Apply: ConfigMap, Service, then the workload.
@@ -488,7 +496,7 @@ async fn reconcile_system(system: &System, ctx: &Context) -> Result<Action, Cont
     Ok(Action::requeue(after))
 }
 
-/// Children of one System as listed from the API server (label-selected).
+/// Children of one System as the caches have them (label-indexed).
 struct LiveChildren {
     deployments: Vec<Deployment>,
     pods: Vec<Pod>,
@@ -497,44 +505,14 @@ struct LiveChildren {
 }
 
 impl LiveChildren {
-    async fn list(client: &Client, ns: &str, name: &str) -> Result<Self, ControllerError> {
-        let managed = format!("{LABEL_SYSTEM}={name},{LABEL_MANAGED_BY}={MANAGED_BY}");
-        let system_pods = format!("{LABEL_SYSTEM}={name}");
-        let (deployments, pods, services, config_maps) = tokio::try_join!(
-            list_kind::<Deployment>(client, ns, &managed, "Deployment"),
-            list_kind::<Pod>(client, ns, &system_pods, "Pod"),
-            list_kind::<Service>(client, ns, &managed, "Service"),
-            list_kind::<ConfigMap>(client, ns, &managed, "ConfigMap"),
-        )?;
-        Ok(LiveChildren {
-            deployments,
-            pods,
-            services,
-            config_maps,
-        })
+    fn cached(caches: &Caches, ns: &str, name: &str) -> Self {
+        LiveChildren {
+            deployments: caches.deployments.of_system(ns, name),
+            pods: caches.pods.of_system(ns, name),
+            services: caches.services.of_system(ns, name),
+            config_maps: caches.config_maps.of_system(ns, name),
+        }
     }
-}
-
-async fn list_kind<K>(
-    client: &Client,
-    ns: &str,
-    selector: &str,
-    kind: &'static str,
-) -> Result<Vec<K>, ControllerError>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
-    let mut items = api
-        .list(&ListParams::default().labels(selector))
-        .await
-        .map_err(ControllerError::api("list", kind, ns, selector))?
-        .items;
-    items.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
-    Ok(items)
 }
 
 fn find<'a, K: Resource>(items: &'a [K], name: Option<&str>) -> Option<&'a K> {
@@ -728,20 +706,13 @@ where
     Ok(())
 }
 
-async fn check_claims(system: &System, ns: &str, ctx: &Context) -> Result<(), ControllerError> {
+fn check_claims(system: &System, ns: &str, caches: &Caches) -> Result<(), ControllerError> {
     let mut seen = BTreeSet::new();
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
     for (index, v) in system.spec.volumes.iter().enumerate() {
         if !seen.insert(v.claim.as_str()) {
             continue;
         }
-        let found = api.get_opt(&v.claim).await.map_err(ControllerError::api(
-            "read",
-            "PersistentVolumeClaim",
-            ns,
-            &v.claim,
-        ))?;
-        if found.is_none() {
+        if Caches::get(&caches.claims, ns, &v.claim).is_none() {
             return Err(ControllerError::MissingClaim {
                 index,
                 claim: v.claim.clone(),
@@ -807,167 +778,4 @@ async fn node_address(ctx: &Context) -> Option<String> {
     };
     cache.at = Some(Instant::now());
     cache.address.clone()
-}
-
-/// Systems (in any cache) that name the session `key`.
-fn systems_of_session(ctx: &Context, key: &LeaseKey) -> Vec<Arc<System>> {
-    let mut out: Vec<Arc<System>> = ctx
-        .systems
-        .iter()
-        .flat_map(|store| {
-            store.state_filter(|s| {
-                s.metadata.namespace.as_deref() == Some(key.namespace.as_str())
-                    && s.spec.session.as_deref() == Some(key.name.as_str())
-            })
-        })
-        .collect();
-    out.sort_by_key(|s| s.name_any());
-    out.dedup_by_key(|s| s.name_any());
-    out
-}
-
-/// Collect a session: mark the Lease collected (terminal), delete every System naming it, then the Lease.
-async fn collect_session(
-    key: &LeaseKey,
-    lease: Option<&Lease>,
-    state: SessionState,
-    ctx: &Context,
-) -> Result<(), ControllerError> {
-    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let now = ctx.clock.now();
-    if let Some(l) = lease
-        && !LeaseView::from_lease(l).collected
-    {
-        // Optimistic concurrency: a renewal racing with this patch makes it fail with 409, and the retry
-        // sees the renewal.
-        let patch = serde_json::json!({
-            "metadata": {
-                "resourceVersion": l.metadata.resource_version,
-                "annotations": { tycho_model::ANNOTATION_COLLECTED: format_time(now) },
-            }
-        });
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..Default::default()
-        };
-        match leases
-            .patch(&key.name, &params, &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => {
-                ctx.metrics.writes.inc();
-            }
-            Err(e) if api_code(&e) == Some(404) => {}
-            Err(e) => {
-                return Err(ControllerError::api(
-                    "annotate",
-                    "Lease",
-                    &key.namespace,
-                    &key.name,
-                )(e));
-            }
-        }
-    }
-    let newly = lock(&ctx.sessions).mark_collected(key, now);
-    let reason = match state {
-        SessionState::Deleted { .. } => "SessionDeleted",
-        _ => "SessionExpired",
-    };
-    if newly {
-        ctx.metrics.sessions_expired.inc();
-        info!(session = %key, reason, "session ended; collecting its Systems");
-    }
-    let expired_at = state.ended_at().unwrap_or(now);
-    let systems: Api<System> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    for s in systems_of_session(ctx, key) {
-        if s.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let name = s.name_any();
-        event(
-            ctx,
-            &s,
-            EventType::Normal,
-            reason,
-            "Collect",
-            format!(
-                "spec.session: Lease {} {}; deleting the System",
-                key.name,
-                if reason == "SessionDeleted" {
-                    "was deleted"
-                } else {
-                    "expired"
-                }
-            ),
-        )
-        .await;
-        match systems.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {
-                ctx.metrics.writes.inc();
-            }
-            Err(e) if api_code(&e) == Some(404) => continue,
-            Err(e) => {
-                return Err(ControllerError::api(
-                    "delete",
-                    "System",
-                    &key.namespace,
-                    &name,
-                )(e));
-            }
-        }
-        let delay = ctx.clock.now().as_millisecond() - expired_at.as_millisecond();
-        ctx.metrics.gc_delay.observe(delay.max(0) as f64 / 1000.0);
-    }
-    if lease.is_some() {
-        match leases.delete(&key.name, &DeleteParams::background()).await {
-            Ok(_) => {
-                ctx.metrics.writes.inc();
-            }
-            Err(e) if api_code(&e) == Some(404) => {}
-            Err(e) => {
-                return Err(ControllerError::api(
-                    "delete",
-                    "Lease",
-                    &key.namespace,
-                    &key.name,
-                )(e));
-            }
-        }
-    }
-    lock(&ctx.sessions).forget(key, ctx.clock.now());
-    Ok(())
-}
-
-/// Delete a System whose `lifetime` ran out.
-async fn collect_lifetime(
-    system: &System,
-    ns: &str,
-    name: &str,
-    deadline: Timestamp,
-    ctx: &Context,
-) -> Result<(), ControllerError> {
-    event(
-        ctx,
-        system,
-        EventType::Normal,
-        "LifetimeExpired",
-        "Collect",
-        format!(
-            "spec.lifetime: {}s after creation elapsed at {}; deleting the System",
-            system.spec.lifetime.unwrap_or_default(),
-            format_time(deadline)
-        ),
-    )
-    .await;
-    let api: Api<System> = Api::namespaced(ctx.client.clone(), ns);
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => {
-            ctx.metrics.writes.inc();
-        }
-        Err(e) if api_code(&e) == Some(404) => return Ok(()),
-        Err(e) => return Err(ControllerError::api("delete", "System", ns, name)(e)),
-    }
-    let delay = ctx.clock.now().as_millisecond() - deadline.as_millisecond();
-    ctx.metrics.gc_delay.observe(delay.max(0) as f64 / 1000.0);
-    Ok(())
 }
