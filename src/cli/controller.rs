@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::CliError;
+use super::error::BoxError;
 use tycho_operator::controller::{self, ControllerConfig};
 use tycho_operator::leader::LeaderElectConfig;
 use tycho_operator::render::RenderSettings;
@@ -135,27 +136,24 @@ async fn shutdown_signal() {
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, CliError> {
-    let fail = |e: String| {
-        CliError::Failed(format!(
-            "cannot configure a Kubernetes client (kubeconfig or in-cluster config): {e}"
-        ))
-    };
     let mut config = match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| fail(e.to_string()))?;
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(client_config)?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
-                .map_err(|e| fail(e.to_string()))?
+                .map_err(client_config)?
         }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| fail(e.to_string()))?,
+        None => kube::Config::infer().await.map_err(client_config)?,
     };
     config.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_static(USER_AGENT),
     ));
-    kube::Client::try_from(config).map_err(|e| fail(e.to_string()))
+    kube::Client::try_from(config).map_err(client_config)
+}
+
+fn client_config(e: impl Into<BoxError>) -> CliError {
+    CliError::ClientConfig(e.into())
 }
 
 /// While a replica stands by for leadership it serves `/healthz` and `/readyz` (both 200: a
@@ -185,13 +183,9 @@ async fn standby_health(
 pub async fn run(args: ControllerArgs) -> Result<ExitCode, CliError> {
     let client = client(args.kubeconfig.as_ref()).await?;
     let config = args.config();
-    let elector = LeaderElectConfig::from(&args.leader)
-        .elector(client.clone())
-        .map_err(|e| CliError::Failed(format!("leader election: {e}")))?;
+    let elector = LeaderElectConfig::from(&args.leader).elector(client.clone())?;
     let Some(elector) = elector else {
-        controller::run(client, config, shutdown_signal())
-            .await
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+        controller::run(client, config, shutdown_signal()).await?;
         return Ok(ExitCode::SUCCESS);
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -219,8 +213,8 @@ pub async fn run(args: ControllerArgs) -> Result<ExitCode, CliError> {
     tokio::select! {
         res = elector.run_until_lost(work) => match res {
             Ok(Ok(())) => Ok(ExitCode::SUCCESS),
-            Ok(Err(e)) => Err(CliError::Failed(e.to_string())),
-            Err(e) => Err(CliError::Failed(format!("leadership lost, stopping: {e}"))),
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(CliError::LeadershipLost(e)),
         },
         _ = async {
             let _ = signal.wait_for(|s| *s).await;

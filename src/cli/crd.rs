@@ -6,8 +6,7 @@ use super::CliError;
 
 /// Print the System CRD as YAML.
 pub fn run() -> Result<ExitCode, CliError> {
-    let yaml = tycho_model::crd_yaml()
-        .map_err(|e| CliError::Failed(format!("cannot serialize the CRD: {e}")))?;
+    let yaml = tycho_model::crd_yaml().map_err(CliError::serialize("the CRD"))?;
     print!("{yaml}");
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,8 @@ use kube::{Client, CustomResourceExt};
 use tycho_emulator::{Emulator, EmulatorConfig};
 
 use super::CliError;
-use super::ops::{ApplyArgs, ClusterArgs};
+use super::args::ClusterArgs;
+use super::systems::ApplyArgs;
 use tycho_model::System;
 use tycho_operator::controller::{ControllerConfig, run as run_controller};
 
@@ -93,16 +94,21 @@ pub struct SimArgs {
 async fn start(args: &EmulatorArgs) -> Result<Emulator, CliError> {
     Emulator::start(args.config())
         .await
-        .map_err(|e| CliError::Failed(format!("cannot start the emulator: {e}")))
+        .map_err(|e| CliError::Emulator {
+            context: "cannot start the emulator".into(),
+            source: e.into(),
+        })
 }
 
 fn client_for(emu: &Emulator) -> Result<Client, CliError> {
     let url = emu
         .url()
         .parse()
-        .map_err(|e| CliError::Failed(format!("emulator URL {}: {e}", emu.url())))?;
-    Client::try_from(kube::Config::new(url))
-        .map_err(|e| CliError::Failed(format!("cannot build a client: {e}")))
+        .map_err(|e: http::uri::InvalidUri| CliError::Emulator {
+            context: format!("emulator URL {}", emu.url()),
+            source: e.into(),
+        })?;
+    Client::try_from(kube::Config::new(url)).map_err(CliError::kube("cannot build a client"))
 }
 
 /// Install (server-side apply) the System CRD.
@@ -116,7 +122,7 @@ pub async fn install_crd(client: &Client) -> Result<(), CliError> {
         &Patch::Apply(&crd),
     )
     .await
-    .map_err(|e| CliError::Failed(format!("cannot install the CRD {name}: {e}")))?;
+    .map_err(CliError::kube(format!("cannot install the CRD {name}")))?;
     Ok(())
 }
 
@@ -163,7 +169,7 @@ pub async fn run_dev(args: DevArgs) -> Result<ExitCode, CliError> {
                 ..ClusterArgs::default()
             },
         };
-        super::ops::apply(apply).await?;
+        super::systems::apply(apply).await?;
     }
     println!("Press Ctrl-C to stop.");
     tokio::select! {
@@ -172,8 +178,8 @@ pub async fn run_dev(args: DevArgs) -> Result<ExitCode, CliError> {
             emu.shutdown().await;
             return match res {
                 Ok(Ok(())) => Ok(ExitCode::SUCCESS),
-                Ok(Err(e)) => Err(CliError::Failed(format!("controller stopped: {e}"))),
-                Err(e) => Err(CliError::Failed(format!("controller task failed: {e}"))),
+                Ok(Err(e)) => Err(CliError::ControllerStopped(e)),
+                Err(e) => Err(CliError::ControllerTask(e)),
             };
         }
     }

@@ -4,13 +4,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod args;
+pub mod containers;
 pub mod controller;
 pub mod crd;
 #[cfg(feature = "dev")]
 pub mod dev;
-pub mod ops;
+pub mod docs;
+pub mod error;
+pub mod output;
 pub mod render;
 pub mod run;
+pub mod systems;
+
+pub use error::CliError;
 
 /// Launch whole stacks on Kubernetes from a `System` resource, and collect them when their session ends.
 #[derive(Parser, Debug)]
@@ -62,25 +69,25 @@ pub enum Command {
     /// Run a container in a new session: tunnel its ports, optionally open a browser; Ctrl-C cleans up.
     Run(run::RunArgs),
     /// Server-side apply Systems from a file.
-    Apply(ops::ApplyArgs),
+    Apply(systems::ApplyArgs),
     /// List Systems, or show one.
-    Get(ops::GetArgs),
+    Get(systems::GetArgs),
     /// Show a System's status, optionally waiting until it is Ready.
-    Status(ops::StatusArgs),
+    Status(systems::StatusArgs),
     /// Delete Systems (their children go with them).
-    Delete(ops::DeleteArgs),
+    Delete(systems::DeleteArgs),
     /// Print a System's container log.
-    Logs(ops::LogsArgs),
+    Logs(containers::LogsArgs),
     /// Run a command in a System's container.
-    Exec(ops::ExecArgs),
+    Exec(containers::ExecArgs),
     /// Copy one file into or out of a System's container.
-    Cp(ops::CpArgs),
+    Cp(containers::CpArgs),
     /// Forward a local port to a System's container port until Ctrl-C.
-    Tunnel(ops::TunnelArgs),
+    Tunnel(containers::TunnelArgs),
     /// Print shell completions.
-    Completions(ops::CompletionsArgs),
+    Completions(docs::CompletionsArgs),
     /// Print the man page (or write all pages to a directory).
-    Man(ops::ManArgs),
+    Man(docs::ManArgs),
 }
 
 /// Parse the command line, run the command and turn its outcome into an exit code.
@@ -101,7 +108,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.report());
             ExitCode::from(e.exit_code())
         }
     }
@@ -117,48 +124,19 @@ async fn run(command: Command) -> Result<ExitCode, CliError> {
         #[cfg(feature = "dev")]
         Command::Sim(args) => dev::run_sim(args).await,
         Command::Run(args) => run::run(args).await,
-        Command::Apply(args) => ops::apply(args).await,
-        Command::Get(args) => ops::get(args).await,
-        Command::Status(args) => ops::status(args).await,
-        Command::Delete(args) => ops::delete(args).await,
-        Command::Logs(args) => ops::logs(args).await,
-        Command::Exec(args) => ops::exec(args).await,
-        Command::Cp(args) => ops::cp(args).await,
-        Command::Tunnel(args) => ops::tunnel(args).await,
-        Command::Completions(args) => ops::completions(args),
-        Command::Man(args) => ops::man(args),
+        Command::Apply(args) => systems::apply(args).await,
+        Command::Get(args) => systems::get(args).await,
+        Command::Status(args) => systems::status(args).await,
+        Command::Delete(args) => systems::delete(args).await,
+        Command::Logs(args) => containers::logs(args).await,
+        Command::Exec(args) => containers::exec(args).await,
+        Command::Cp(args) => containers::cp(args).await,
+        Command::Tunnel(args) => containers::tunnel(args).await,
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
         Command::Version => {
             println!("tycho {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-/// Errors of the command line layer.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// The input given on the command line is wrong (exit code 2).
-    #[error("{0}")]
-    Usage(String),
-    /// Reading or writing a local file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// What went wrong.
-        source: std::io::Error,
-    },
-    /// The operation failed (exit code 1).
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl CliError {
-    /// Process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Usage(_) => 2,
-            CliError::Io { .. } | CliError::Failed(_) => 1,
         }
     }
 }

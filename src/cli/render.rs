@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::CliError;
@@ -37,10 +37,7 @@ pub fn run(args: RenderArgs) -> Result<ExitCode, CliError> {
     stdout
         .write_all(out.as_bytes())
         .and_then(|()| stdout.flush())
-        .map_err(|e| CliError::Io {
-            path: "<stdout>".into(),
-            source: e,
-        })?;
+        .map_err(CliError::io("<stdout>"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -50,37 +47,12 @@ pub fn render_files(args: &RenderArgs) -> Result<String, CliError> {
         gpu_resource: args.gpu_resource.clone(),
         template_dir: args.templates.clone(),
     };
-    let renderer = Renderer::new(settings).map_err(|e| match e {
-        RenderError::TemplateRead { .. } => CliError::Usage(e.to_string()),
-        other => CliError::Failed(other.to_string()),
-    })?;
+    let renderer = Renderer::new(settings)?;
     let mut seen = BTreeSet::new();
     let mut out = String::new();
     let mut stdin_used = false;
     for path in expand_dirs(&args.files)? {
-        let path = &path;
-        let (label, text) = if path.as_os_str() == "-" {
-            if stdin_used {
-                return Err(CliError::Usage(
-                    "standard input (-) can be given only once".into(),
-                ));
-            }
-            stdin_used = true;
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| CliError::Io {
-                    path: "<stdin>".into(),
-                    source: e,
-                })?;
-            ("<stdin>".to_string(), text)
-        } else {
-            let text = std::fs::read_to_string(path).map_err(|e| CliError::Io {
-                path: path.display().to_string(),
-                source: e,
-            })?;
-            (path.display().to_string(), text)
-        };
+        let (label, text) = read_source(&path, &mut stdin_used)?;
         for system in parse_systems(&label, &text)? {
             let key = (system.namespace_or_default(), system.name_or_empty());
             if !seen.insert(key.clone()) {
@@ -97,16 +69,36 @@ pub fn render_files(args: &RenderArgs) -> Result<String, CliError> {
                         .collect::<Vec<_>>()
                         .join("\n"),
                 ),
-                other => CliError::Failed(format!("{label}: System {}: {other}", key.1)),
+                source => CliError::RenderSystem {
+                    label: label.clone(),
+                    name: key.1.clone(),
+                    source,
+                },
             })?;
-            out.push_str(
-                &rendered
-                    .to_yaml()
-                    .map_err(|e| CliError::Failed(e.to_string()))?,
-            );
+            out.push_str(&rendered.to_yaml()?);
         }
     }
     Ok(out)
+}
+
+/// The label (for messages) and text of one input file; `-` is standard input, once.
+fn read_source(path: &Path, stdin_used: &mut bool) -> Result<(String, String), CliError> {
+    if path.as_os_str() != "-" {
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(CliError::io(label.clone()))?;
+        return Ok((label, text));
+    }
+    if *stdin_used {
+        return Err(CliError::Usage(
+            "standard input (-) can be given only once".into(),
+        ));
+    }
+    *stdin_used = true;
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(CliError::io("<stdin>"))?;
+    Ok(("<stdin>".to_string(), text))
 }
 
 /// Replace each directory by its `*.yaml` / `*.yml` files, sorted by name (like `kubectl -f DIR`).
@@ -117,13 +109,10 @@ fn expand_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
             out.push(path.clone());
             continue;
         }
-        let io = |e| CliError::Io {
-            path: path.display().to_string(),
-            source: e,
-        };
+        let io = || CliError::io(path.display().to_string());
         let mut files = Vec::new();
-        for entry in std::fs::read_dir(path).map_err(io)? {
-            let p = entry.map_err(io)?.path();
+        for entry in std::fs::read_dir(path).map_err(io())? {
+            let p = entry.map_err(io())?.path();
             if p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
                 files.push(p);
             }
@@ -143,7 +132,7 @@ fn expand_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
 /// Parse a multi-document YAML text whose documents must all be Systems.
 pub fn parse_systems(label: &str, text: &str) -> Result<Vec<System>, CliError> {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text)
-        .map_err(|e| CliError::Usage(format!("{label}: invalid YAML{}: {e}", at_line(&e))))?;
+        .map_err(|e| CliError::input(format!("{label}: invalid YAML{}", at_line(&e)))(e))?;
     if docs.is_empty() {
         return Err(CliError::Usage(format!("{label}: no documents")));
     }
@@ -161,9 +150,9 @@ pub fn parse_systems(label: &str, text: &str) -> Result<Vec<System>, CliError> {
         }
     }
     let systems: Vec<System> = serde_saphyr::from_multiple(text)
-        .map_err(|e| CliError::Usage(format!("{label}{}: {e}", at_line(&e))))?;
+        .map_err(|e| CliError::input(format!("{label}{}", at_line(&e)))(e))?;
     for (i, (doc, system)) in docs.iter().zip(&systems).enumerate() {
-        let typed = serde_json::to_value(system).map_err(|e| CliError::Failed(e.to_string()))?;
+        let typed = serde_json::to_value(system).map_err(CliError::serialize("the System"))?;
         let mut unknown = Vec::new();
         unknown_fields(doc, &typed, "", &mut unknown);
         if !unknown.is_empty() {

@@ -7,8 +7,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::CliError;
-use super::ops::{ClusterArgs, parse_duration, say, sdk, spinner};
-use tycho_sdk::{ContainerSpec, Location, SessionOptions, SessionState, open_browser};
+use super::args::{ClusterArgs, parse_duration};
+use super::output::{say, spinner};
+use tycho_sdk::{
+    Container, ContainerSpec, Location, SdkError, SessionOptions, SessionState, Tunnel,
+    open_browser,
+};
 
 const EXIT_HELP: &str = "\
 Exit codes:
@@ -90,7 +94,7 @@ fn last_image() -> Result<String, CliError> {
                     .into(),
             ));
         }
-        Err(e) => return Err(CliError::Usage(format!("running `docker images`: {e}"))),
+        Err(e) => return Err(CliError::input("running `docker images`")(e)),
     };
     if !out.status.success() {
         return Err(CliError::Usage(format!(
@@ -142,7 +146,7 @@ fn build_spec(args: &RunArgs, image: &str) -> Result<ContainerSpec, CliError> {
             )));
         }
         let data = std::fs::read(local)
-            .map_err(|e| CliError::Usage(format!("-f {f}: cannot read {local}: {e}")))?;
+            .map_err(CliError::input(format!("-f {f}: cannot read {local}")))?;
         spec = spec.file(remote, data);
     }
     if let Some(c) = &args.cpus {
@@ -196,7 +200,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         lease_duration: args.lease_duration,
         ..SessionOptions::default()
     };
-    let (config, namespace) = options.config().await.map_err(sdk)?;
+    let (config, namespace) = options.config().await?;
     say(
         "INFO",
         format!(
@@ -204,11 +208,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             config.cluster_url
         ),
     );
-    let client = kube::Client::try_from(config)
-        .map_err(|e| CliError::Failed(format!("cannot build a client: {e}")))?;
-    let location = Location::from_client_with(client, &namespace, options.session.clone())
-        .await
-        .map_err(sdk)?;
+    let client = kube::Client::try_from(config).map_err(CliError::kube("cannot build a client"))?;
+    let location = Location::from_client_with(client, &namespace, options.session.clone()).await?;
     say(
         "INFO",
         format!(
@@ -229,7 +230,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             ExitCode::from(130)
         }
         Err(Stop::Failed(e)) => {
-            say("ERROR", e.to_string());
+            say("ERROR", e.report());
             ExitCode::from(1)
         }
     };
@@ -250,59 +251,38 @@ enum Stop {
     Failed(CliError),
 }
 
+impl From<CliError> for Stop {
+    fn from(e: CliError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+impl From<SdkError> for Stop {
+    fn from(e: SdkError) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
 async fn session_body(
     args: &RunArgs,
     location: &Location,
     spec: ContainerSpec,
 ) -> Result<(), Stop> {
-    let fail = |e: tycho_sdk::SdkError| Stop::Failed(sdk(e));
-    let container = location.spawn(spec).await.map_err(fail)?;
+    let container = location.spawn(spec).await?;
     say("INFO", format!("Spawning container: {}", container.name()));
     let pb = spinner(format!("Waiting for {} to be running", container.name()));
     let ready = container.wait_ready(args.timeout).await;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    let pod = ready.map_err(fail)?;
+    let pod = ready?;
     say(
         "INFO",
         format!("Container is running: {} (pod {pod})", container.name()),
     );
-    let mut tunnels = Vec::new();
-    for p in &args.ports {
-        let local = args.offset.map(|o| p + o);
-        let t = container
-            .attach_tunnel(*p, local, args.bind)
-            .await
-            .map_err(fail)?;
-        say(
-            "INFO",
-            format!(
-                "Created tunnel object onto: {} ({} -> {p})",
-                container.name(),
-                t.local_port()
-            ),
-        );
-        tunnels.push(t);
-    }
+    let tunnels = open_tunnels(args, &container).await?;
     if args.browser {
-        let Some(first) = tunnels.first() else {
-            return Err(Stop::Failed(CliError::Usage(
-                "--browser needs an exposed port (-p PORT)".into(),
-            )));
-        };
-        say("INFO", format!("Waiting on http 200: {}", container.name()));
-        let pb = spinner(format!("Waiting for HTTP 200 from {}", container.name()));
-        let r = first
-            .wait_http_200(args.host.as_deref(), &args.path, args.timeout)
-            .await;
-        if let Some(pb) = pb {
-            pb.finish_and_clear();
-        }
-        r.map_err(fail)?;
-        let url = first.url(args.host.as_deref(), &args.path);
-        say("INFO", format!("Connected onto: {url}"));
-        open_browser(&url).map_err(fail)?;
+        browse(args, &container, &tunnels).await?;
     }
     if let Some(path) = &args.json {
         let state = serde_json::json!({
@@ -316,39 +296,86 @@ async fn session_body(
                 "url": t.url(args.host.as_deref(), &args.path),
             })).collect::<Vec<_>>(),
         });
-        let text = serde_json::to_string_pretty(&state)
-            .map_err(|e| Stop::Failed(CliError::Failed(e.to_string())))?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|source| {
-                Stop::Failed(CliError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })
-            })?;
+        write_state(path, &state)?;
     }
     say(
         "INFO",
         "Running; Ctrl-C ends the session and removes everything",
     );
-    // Run until the session is lost or the System disappears.
+    match until_gone(location, &container).await {
+        None => Ok(()),
+        Some(e) => Err(Stop::Failed(e)),
+    }
+}
+
+/// One tunnel per `-p PORT`.
+async fn open_tunnels(args: &RunArgs, container: &Container) -> Result<Vec<Tunnel>, SdkError> {
+    let mut tunnels = Vec::new();
+    for p in &args.ports {
+        let local = args.offset.map(|o| p + o);
+        let t = container.attach_tunnel(*p, local, args.bind).await?;
+        say(
+            "INFO",
+            format!(
+                "Created tunnel object onto: {} ({} -> {p})",
+                container.name(),
+                t.local_port()
+            ),
+        );
+        tunnels.push(t);
+    }
+    Ok(tunnels)
+}
+
+/// `--browser`: wait for HTTP 200 on the first tunnel, then open a browser on it.
+async fn browse(args: &RunArgs, container: &Container, tunnels: &[Tunnel]) -> Result<(), Stop> {
+    let Some(first) = tunnels.first() else {
+        return Err(Stop::Failed(CliError::Usage(
+            "--browser needs an exposed port (-p PORT)".into(),
+        )));
+    };
+    say("INFO", format!("Waiting on http 200: {}", container.name()));
+    let pb = spinner(format!("Waiting for HTTP 200 from {}", container.name()));
+    let r = first
+        .wait_http_200(args.host.as_deref(), &args.path, args.timeout)
+        .await;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    r?;
+    let url = first.url(args.host.as_deref(), &args.path);
+    say("INFO", format!("Connected onto: {url}"));
+    open_browser(&url)?;
+    Ok(())
+}
+
+/// `--json STATEFILE`: write the state atomically (a temporary file renamed into place).
+fn write_state(path: &std::path::Path, state: &serde_json::Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(state).map_err(CliError::serialize("the state"))?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(CliError::io(path.display().to_string()))
+}
+
+/// Run until the session is lost or the System disappears (the error saying which), or until the
+/// session ends (`None`).
+async fn until_gone(location: &Location, container: &Container) -> Option<CliError> {
     let mut watch = location.session_watch();
     loop {
         tokio::select! {
             r = watch.changed() => {
                 if r.is_err() {
-                    return Ok(());
+                    return None;
                 }
                 if let SessionState::Lost(reason) = watch.borrow().clone() {
-                    return Err(Stop::Failed(CliError::Failed(format!("session lost: {reason}"))));
+                    return Some(CliError::SessionLost { reason });
                 }
             }
             _ = tokio::time::sleep(Duration::from_secs(5)) => {
                 if !container.exists().await.unwrap_or(true) {
-                    return Err(Stop::Failed(CliError::Failed(format!(
-                        "System {} was deleted", container.name()
-                    ))));
+                    let name = container.name().to_string();
+                    return Some(CliError::SystemDeleted { name });
                 }
             }
         }
