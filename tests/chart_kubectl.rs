@@ -4,11 +4,12 @@
 //! The API server's schema validation (strict field validation) accepts every object, and the operator's
 //! Deployment rolls out on the simulated nodes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use tycho_emulator::{Emulator, EmulatorConfig};
+use common::{TestCluster, emulator_config};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -60,13 +61,8 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_chart_applies_with_kubectl_and_rolls_out() {
-    let emu = Emulator::start(EmulatorConfig {
-        pod_ready_delay: Duration::from_millis(200),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let kc = emu.kubeconfig_path().to_path_buf();
+    let cluster = TestCluster::start_emulator(emulator_config()).await;
+    let kc = cluster.kubeconfig_path();
     let kc = kc.as_path();
 
     tokio::task::block_in_place(|| {
@@ -203,5 +199,5 @@ async fn rendered_chart_applies_with_kubectl_and_rolls_out() {
             String::from_utf8_lossy(&out.stderr)
         );
     });
-    emu.shutdown().await;
+    cluster.cleanup().await;
 }

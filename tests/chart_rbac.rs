@@ -9,49 +9,30 @@
 //! other way round, a permission the chart grants must be used by these runs or carry a one-line reason in the
 //! chart (`unused:` lines of charts/tycho/templates/rbac.yaml), so that an over-grant fails here too.
 
+mod common;
 #[path = "chart/rbac.rs"]
 mod rbac;
 
 use std::time::{Duration, Instant};
 
+use common::{TestCluster, emulator_config};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt};
 use rbac::{Grant, Policy, Request, describe};
-use tycho_emulator::{Emulator, EmulatorConfig};
 use tycho_model::System;
 use tycho_operator::controller::{self, ControllerConfig};
 use tycho_operator::leader::LeaderElector;
 
-const AGENT: &str = "tycho-controller-under-test";
 const RELEASE_NS: &str = "tycho-system";
 
-async fn start() -> (Emulator, Client, Client) {
-    let emu = Emulator::start(EmulatorConfig {
-        pod_ready_delay: Duration::from_millis(200),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let admin = Client::try_from(kube::Config::new(emu.url().parse().unwrap())).unwrap();
-    let mut config = kube::Config::new(emu.url().parse().unwrap());
-    config.headers.push((
-        axum::http::header::USER_AGENT,
-        axum::http::HeaderValue::from_static(AGENT),
-    ));
-    let operator = Client::try_from(config).unwrap();
-    (emu, admin, operator)
-}
-
-async fn setup(admin: &Client, namespaces: &[&str]) {
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    crds.create(&PostParams::default(), &System::crd())
-        .await
-        .unwrap();
-    let ns_api: Api<Namespace> = Api::all(admin.clone());
+/// The emulator with the CRD installed and the namespaces `namespaces` and [`RELEASE_NS`].
+async fn start(namespaces: &[&str]) -> TestCluster {
+    let cluster = TestCluster::start_emulator(emulator_config()).await;
+    cluster.install_crd().await;
+    let ns_api: Api<Namespace> = Api::all(cluster.client.clone());
     for ns in namespaces.iter().chain([&RELEASE_NS]) {
         let body: Namespace =
             serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
@@ -61,13 +42,7 @@ async fn setup(admin: &Client, namespaces: &[&str]) {
             Err(e) => panic!("namespace {ns}: {e}"),
         }
     }
-    // Give the emulator a moment to serve the new CRD.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let systems: Api<System> = Api::all(admin.clone());
-    while systems.list(&Default::default()).await.is_err() {
-        assert!(Instant::now() < deadline, "the System CRD is not served");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cluster
 }
 
 fn example(name: &str, namespace: &str) -> System {
@@ -187,9 +162,11 @@ async fn lifecycle(admin: &Client, ns: &str) {
 /// Run the operator (under leader election, as `tycho controller --leader-elect` does) while `lifecycle` runs
 /// in each namespace, and return the requests it made.
 async fn operator_requests(namespaces: &[&str], watch: Vec<String>) -> Vec<Request> {
-    let (emu, admin, operator) = start().await;
-    setup(&admin, namespaces).await;
-    emu.clear_requests();
+    let cluster = start(namespaces).await;
+    let admin = cluster.client.clone();
+    // Its requests carry the User-Agent common::CONTROLLER_AGENT.
+    let operator = cluster.controller_client();
+    cluster.clear_requests();
 
     let elector = LeaderElector::new(
         operator.clone(),
@@ -221,13 +198,13 @@ async fn operator_requests(namespaces: &[&str], watch: Vec<String>) -> Vec<Reque
         .expect("the operator did not stop");
     result.unwrap().unwrap().unwrap();
 
-    let requests: Vec<Request> = emu
-        .requests()
+    let requests: Vec<Request> = cluster
+        .controller_requests()
+        .expect("the emulator's request log")
         .iter()
-        .filter(|r| r.user_agent == AGENT)
         .flat_map(rbac::authorizations)
         .collect();
-    emu.shutdown().await;
+    cluster.cleanup().await;
     assert!(
         requests.len() > 10,
         "the operator made only {} requests",

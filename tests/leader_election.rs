@@ -6,18 +6,20 @@
 //! Timing is judged from the Lease's versions as a watch receives them (the holder's last `renewTime`, the new
 //! holder's `acquireTime`, both stamped by this process's clock), not from stopwatches; waits are generous.
 
+mod common;
+
 use std::future::pending;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::TestCluster;
 use futures::StreamExt;
-
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tycho_emulator::{Emulator, EmulatorConfig};
+use tycho_emulator::EmulatorConfig;
 use tycho_operator::leader::{LeaderElector, LeaderError};
 
 const LEASE: Duration = Duration::from_secs(2);
@@ -103,16 +105,13 @@ fn handover(history: &Mutex<Vec<Lease>>, who: &str, next: &str) -> Option<(i64, 
     Some((renewed, acquired))
 }
 
-async fn emulator() -> (Emulator, Client) {
-    let emu = Emulator::start(EmulatorConfig {
+/// The emulator without its simulated cluster: only the API server (and its request log).
+async fn emulator() -> TestCluster {
+    TestCluster::start_emulator(EmulatorConfig {
         simulate: false,
         ..EmulatorConfig::default()
     })
     .await
-    .unwrap();
-    let config = kube::Config::new(emu.url().parse().unwrap());
-    let client = Client::try_from(config).unwrap();
-    (emu, client)
 }
 
 fn elector(client: &Client, lease: &str, identity: &str) -> LeaderElector {
@@ -154,7 +153,8 @@ async fn holder(client: &Client, lease: &str) -> (Option<String>, Option<i32>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_and_a_standby_takes_over_when_it_dies() {
-    let (emu, client) = emulator().await;
+    let cluster = emulator().await;
+    let client = cluster.client.clone();
     let (history, watching) = lease_history(&client, "tycho-test");
     let (mut rx_a, task_a) = candidate(elector(&client, "tycho-test", "replica-a"));
     let (mut rx_b, task_b) = candidate(elector(&client, "tycho-test", "replica-b"));
@@ -219,12 +219,13 @@ async fn one_leader_and_a_standby_takes_over_when_it_dies() {
     assert_eq!(holder_id.as_deref(), Some(standby_id));
     assert_eq!(transitions, Some(1));
     standby_task.abort();
-    emu.shutdown().await;
+    cluster.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_leader_releases_and_the_standby_takes_over_at_once() {
-    let (emu, client) = emulator().await;
+    let cluster = emulator().await;
+    let client = cluster.client.clone();
     // A long Lease: a takeover before it could have expired can only come from the release.
     let long = Duration::from_secs(10);
     let elector = |id: &str| {
@@ -324,12 +325,13 @@ async fn a_graceful_leader_releases_and_the_standby_takes_over_at_once() {
         Some("replica-b")
     );
     second_task.abort();
-    emu.shutdown().await;
+    cluster.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_cannot_renew_steps_down_before_anyone_can_take_over() {
-    let (emu, client) = emulator().await;
+    let cluster = emulator().await;
+    let client = cluster.client.clone();
     let e = elector(&client, "tycho-stepdown", "replica-a");
     let mut rx = e.subscribe();
     let task = tokio::spawn(e.run_until_lost(pending::<()>()));
@@ -345,13 +347,13 @@ async fn a_leader_that_cannot_renew_steps_down_before_anyone_can_take_over() {
     api.replace("tycho-stepdown", &Default::default(), &l)
         .await
         .unwrap();
-    emu.clear_requests();
+    cluster.clear_requests();
     let result = tokio::time::timeout(WAIT, task)
         .await
         .expect("the leader kept going")
         .unwrap();
     // It stepped down without writing the Lease again: the log saw it read the Lease, and no write.
-    let log = emu.requests();
+    let log = cluster.requests().expect("the emulator's request log");
     assert!(
         log.iter()
             .any(|r| r.resource == "leases" && r.verb == "get"),
@@ -368,7 +370,7 @@ async fn a_leader_that_cannot_renew_steps_down_before_anyone_can_take_over() {
         other => panic!("expected Lost, got {other:?}"),
     }
     assert!(!*rx.borrow());
-    emu.shutdown().await;
+    cluster.cleanup().await;
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{TestCluster, eventually, system};
+use common::{TestCluster, emulator_config, eventually, system};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -45,8 +45,7 @@ async fn gpu_systems_run_only_on_gpu_nodes() {
         nodes: 3,
         gpus_per_node: 1,
         gpu_nodes: Some(2),
-        pod_ready_delay: Duration::from_millis(200),
-        ..EmulatorConfig::default()
+        ..emulator_config()
     })
     .await;
     if cluster.skip_unless_emulator(

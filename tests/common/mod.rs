@@ -39,6 +39,14 @@ pub const KUBECONFIG_ENV: &str = "TYCHO_TEST_KUBECONFIG";
 /// User-Agent of the controller's client in tests, to tell its requests apart in the emulator's log.
 pub const CONTROLLER_AGENT: &str = "tycho-controller-under-test";
 
+/// The emulator settings of the tests: a simulated pod turns Ready 200 ms after it starts.
+pub fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        pod_ready_delay: Duration::from_millis(200),
+        ..EmulatorConfig::default()
+    }
+}
+
 /// A cluster with a fresh namespace.
 pub struct TestCluster {
     /// The emulator, when not testing against a real cluster.
@@ -58,11 +66,7 @@ impl TestCluster {
     /// Start the emulator (or connect to `TYCHO_TEST_KUBECONFIG`), create a random namespace and install
     /// the System CRD.
     pub async fn start() -> TestCluster {
-        Self::start_with(EmulatorConfig {
-            pod_ready_delay: Duration::from_millis(200),
-            ..EmulatorConfig::default()
-        })
-        .await
+        Self::start_with(emulator_config()).await
     }
 
     /// Like [`TestCluster::start`], with emulator settings.
@@ -72,71 +76,72 @@ impl TestCluster {
         cluster
     }
 
-    /// The kubeconfig a `tycho` CLI process should use: `TYCHO_TEST_KUBECONFIG` when set, else the
-    /// emulator's.
+    /// The kubeconfig a `tycho` CLI process (or kubectl) should use: the emulator's, else
+    /// `TYCHO_TEST_KUBECONFIG`.
     pub fn kubeconfig_path(&self) -> PathBuf {
-        match std::env::var(KUBECONFIG_ENV).ok().filter(|s| !s.is_empty()) {
-            Some(p) => PathBuf::from(p),
-            None => self
-                .emulator
-                .as_ref()
-                .expect("emulator")
-                .kubeconfig_path()
-                .to_path_buf(),
+        match &self.emulator {
+            Some(e) => e.kubeconfig_path().to_path_buf(),
+            None => PathBuf::from(std::env::var(KUBECONFIG_ENV).expect("TYCHO_TEST_KUBECONFIG")),
         }
     }
 
     /// A cluster and namespace without installing the CRD.
     pub async fn start_bare(emulator_config: EmulatorConfig) -> TestCluster {
-        // Logs of the controller under test: TYCHO_TEST_LOG=debug (an EnvFilter).
-        if let Ok(filter) = std::env::var("TYCHO_TEST_LOG") {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_test_writer()
-                .try_init();
-        }
-        let (emulator, config) = match std::env::var(KUBECONFIG_ENV).ok().filter(|s| !s.is_empty())
-        {
-            Some(path) => {
-                let kc = Kubeconfig::read_from(&path).expect("read TYCHO_TEST_KUBECONFIG");
-                let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                    .await
-                    .expect("kubeconfig of the test cluster");
-                (None, config)
-            }
-            None => {
-                let emu = Emulator::start(emulator_config)
-                    .await
-                    .expect("start the emulator");
-                let config = Config::new(emu.url().parse().expect("emulator url"));
-                (Some(emu), config)
-            }
+        let mut cluster = match std::env::var(KUBECONFIG_ENV).ok().filter(|s| !s.is_empty()) {
+            Some(path) => Self::connect(Path::new(&path)).await,
+            None => Self::start_emulator(emulator_config).await,
         };
-        let client = Client::try_from(config.clone()).expect("client");
-        let namespace = format!("tycho-test-{:08x}", rand::random::<u32>());
+        cluster.namespace = format!("tycho-test-{:08x}", rand::random::<u32>());
         let ns = Namespace {
             metadata: kube::api::ObjectMeta {
-                name: Some(namespace.clone()),
+                name: Some(cluster.namespace.clone()),
                 ..Default::default()
             },
             ..Default::default()
         };
-        Api::<Namespace>::all(client.clone())
+        Api::<Namespace>::all(cluster.client.clone())
             .create(&PostParams::default(), &ns)
             .await
             .expect("create the test namespace");
-        let audit = match &emulator {
-            None => std::env::var(KUBECONFIG_ENV)
-                .ok()
-                .and_then(|path| audit::AuditLog::beside(Path::new(&path))),
-            Some(_) => None,
-        };
+        // The test's view of the audit log begins after its namespace's creation.
+        if let Some(a) = &cluster.audit {
+            a.mark();
+        }
+        cluster
+    }
+
+    /// The real cluster of `kubeconfig` (with its audit log when one lies beside it), in namespace
+    /// `default`.
+    async fn connect(kubeconfig: &Path) -> TestCluster {
+        init_test_log();
+        let kc = Kubeconfig::read_from(kubeconfig).expect("read TYCHO_TEST_KUBECONFIG");
+        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig of the test cluster");
         TestCluster {
-            emulator,
+            emulator: None,
+            client: Client::try_from(config.clone()).expect("client"),
             config,
-            client,
-            namespace,
-            audit,
+            namespace: "default".into(),
+            audit: audit::AuditLog::beside(kubeconfig),
+        }
+    }
+
+    /// The API emulator alone, also when `TYCHO_TEST_KUBECONFIG` names a real cluster: for tests of what
+    /// only the emulator has (its request log, a cluster of the test's own for cluster-wide objects). No
+    /// namespace of the test's own (`namespace` is `default`) and no CRD.
+    pub async fn start_emulator(emulator_config: EmulatorConfig) -> TestCluster {
+        init_test_log();
+        let emulator = Emulator::start(emulator_config)
+            .await
+            .expect("start the emulator");
+        let config = Config::new(emulator.url().parse().expect("emulator url"));
+        TestCluster {
+            emulator: Some(emulator),
+            client: Client::try_from(config.clone()).expect("client"),
+            config,
+            namespace: "default".into(),
+            audit: None,
         }
     }
 
@@ -342,6 +347,16 @@ impl Drop for RunningController {
         if let Some(task) = &self.task {
             task.abort();
         }
+    }
+}
+
+/// Logs of the controller under test: `TYCHO_TEST_LOG=debug` (an EnvFilter).
+fn init_test_log() {
+    if let Ok(filter) = std::env::var("TYCHO_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }
 
