@@ -4,6 +4,8 @@
 //! namespace lifecycle controller (a terminating namespace is emptied, then removed), and the
 //! CRD finalizer (a deleted CRD's custom resources are deleted before the CRD goes).
 //! Event-driven from the store's change feed, with a full rescan at start and after lag.
+//! It also expires core/v1 Events a TTL after their last write, as the lease kube-apiserver
+//! puts on each Event in etcd does (`--event-ttl`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,16 +56,58 @@ pub async fn run(st: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<b
     let mut rx = st.store.subscribe();
     full_scan(&st);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut swept = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
-            _ = tick.tick() => periodic(&st),
+            _ = tick.tick() => {
+                periodic(&st);
+                // Expired Events are looked for every half TTL (at most every minute).
+                let ttl = st.event_ttl();
+                if swept.elapsed() >= (ttl / 2).min(Duration::from_secs(60)) {
+                    expire_events(&st, ttl);
+                    swept = std::time::Instant::now();
+                }
+            }
             ev = rx.recv() => match ev {
                 Ok(ev) => handle(&st, &ev),
                 Err(RecvError::Lagged(_)) => full_scan(&st),
                 Err(RecvError::Closed) => return,
             },
         }
+    }
+}
+
+/// When an Event was last written: the latest time of its managedFields (every API write
+/// stamps one), else its creation.
+fn last_write(ev: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let parse = |t: &Value| {
+        t.as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+    };
+    let managed = ev["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| parse(&m["time"]));
+    managed
+        .chain(parse(&ev["metadata"]["creationTimestamp"]))
+        .max()
+}
+
+/// Removes the Events last written more than `ttl` ago.
+fn expire_events(st: &AppState, ttl: Duration) {
+    let Ok(ttl) = chrono::Duration::from_std(ttl) else {
+        return;
+    };
+    let cutoff = chrono::Utc::now() - ttl;
+    let expired = st.store.list("", "events", None, None, 0, &|e| {
+        last_write(e).is_some_and(|t| t < cutoff)
+    });
+    for e in expired.items {
+        let key = key_of(&e, "", "events");
+        let _ = st.store.delete(&key, Some(crate::store::object_rv(&e)));
     }
 }
 

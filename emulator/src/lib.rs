@@ -226,6 +226,12 @@ impl Emulator {
         self.state.log.clear();
     }
 
+    /// How long an Event lives after its last write before the emulator removes it, as
+    /// kube-apiserver's `--event-ttl` (default [`server::DEFAULT_EVENT_TTL`], 1 h).
+    pub fn set_event_ttl(&self, ttl: Duration) {
+        self.state.set_event_ttl(ttl);
+    }
+
     /// The object store (for white-box tests and benchmarks).
     pub fn store(&self) -> Arc<store::Store> {
         self.state.store.clone()

@@ -1082,3 +1082,34 @@ async fn crd_selectable_fields() {
     assert_eq!(r.status, 400);
     emu.shutdown().await;
 }
+
+/// Events expire a TTL after their last write (kube-apiserver's `--event-ttl`); others stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_expire_after_their_ttl() {
+    use k8s_openapi::api::core::v1::Event;
+    let emu = start().await;
+    emu.set_event_ttl(std::time::Duration::from_secs(1));
+    let events: Api<Event> = Api::namespaced(client(&emu).await, "default");
+    let ev = |name: &str| -> Event {
+        serde_json::from_value(json!({"metadata": {"name": name},
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+            "reason": "Test", "message": "m", "type": "Normal"}))
+        .unwrap()
+    };
+    events
+        .create(&PostParams::default(), &ev("old"))
+        .await
+        .unwrap();
+    api_common::eventually(10, || async {
+        events.get_opt("old").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    events
+        .create(&PostParams::default(), &ev("new"))
+        .await
+        .unwrap();
+    assert!(events.get_opt("new").await.unwrap().is_some());
+    emu.set_event_ttl(std::time::Duration::from_secs(3600));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(events.get_opt("new").await.unwrap().is_some());
+}

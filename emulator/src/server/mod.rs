@@ -60,7 +60,11 @@ pub struct AppState {
     crd_lock: Mutex<()>,
     /// The simulated kubelet serving `pods/{log,exec,portforward}` (set at start).
     pub kubelet: std::sync::OnceLock<crate::kubelet::Kubelet>,
+    event_ttl: Mutex<std::time::Duration>,
 }
+
+/// How long an Event lives after its last write: kube-apiserver's `--event-ttl` default.
+pub const DEFAULT_EVENT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The current time as a Kubernetes `Time` (RFC 3339, seconds, `Z`).
 pub fn now() -> String {
@@ -163,7 +167,19 @@ impl AppState {
             addr,
             crd_lock: Mutex::new(()),
             kubelet: std::sync::OnceLock::new(),
+            event_ttl: Mutex::new(DEFAULT_EVENT_TTL),
         }
+    }
+
+    /// How long an Event lives after its last write (the garbage collector removes older ones,
+    /// as etcd's lease on an Event does).
+    pub fn event_ttl(&self) -> std::time::Duration {
+        *self.event_ttl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the Event TTL.
+    pub fn set_event_ttl(&self, ttl: std::time::Duration) {
+        *self.event_ttl.lock().unwrap_or_else(|e| e.into_inner()) = ttl;
     }
 
     /// The current registry.
