@@ -5,6 +5,16 @@
 //! same JSON the object would have. Responses are always JSON (clients accept it).
 //!
 //! Fields this table does not know make the request fail with 415, never a silent mis-decode.
+//!
+//! Why not the `k8s-pb` crate (0.9.0, the generated prost types of Kubernetes 1.35's protos,
+//! with `prost` 0.14): it decodes every body kubectl 1.32 sends (tried on the bodies in
+//! `tests/protobuf/`), but its types have no serde support nor a conversion to `k8s-openapi`'s,
+//! so turning them into the JSON the store keeps would take a hand-written mapping of every
+//! field of every type kubectl's generators send (a Deployment brings the whole PodSpec and
+//! Container) — as long as this table — and prost skips unknown fields, so a field missing
+//! from such a mapping would be dropped silently instead of refused. Its README also calls it
+//! work in progress. `tests/protobuf/` keeps those kubectl bodies and their expected JSON, for
+//! whichever decoder comes next.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -477,6 +487,29 @@ mod tests {
         let mut v = vec![key(num, 2), payload.len() as u8];
         v.extend_from_slice(payload);
         v
+    }
+
+    /// The bodies kubectl 1.32 sent for `create namespace|configmap|secret generic|
+    /// serviceaccount|deployment|service clusterip|service nodeport` (captured in
+    /// tests/api_kubectl.rs) decode to the JSON beside them.
+    #[test]
+    fn decodes_kubectl_bodies() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/protobuf");
+        for f in [
+            "configmap",
+            "deployment",
+            "namespace",
+            "secret",
+            "service-clusterip",
+            "service-nodeport",
+            "serviceaccount",
+        ] {
+            let pb = std::fs::read(format!("{dir}/{f}.pb")).unwrap();
+            let want: Value =
+                serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{f}.json")).unwrap())
+                    .unwrap();
+            assert_eq!(decode(&pb).unwrap(), want, "{f}");
+        }
     }
 
     /// The protobuf envelope (runtime.Unknown) of a ConfigMap decodes to its JSON form, with
