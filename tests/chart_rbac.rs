@@ -286,7 +286,8 @@ async fn namespaced_chart_rbac_allows_every_call_the_operator_makes() {
     // That values file turns leader election off; the leader Lease is granted by the default chart's Role.
     let leader = Policy::for_service_account(&rbac::chart_snapshot("default"), RELEASE_NS, "tycho");
     // rbac.readNodes is false there: the operator's periodic Node list is then refused, which it tolerates
-    // (endpoints get no URL; src/controller/reconcile.rs `node_address`). Nothing else may be refused.
+    // (endpoints get no URL; `node_address` in crates/operator/src/controller/reconcile.rs). Nothing else
+    // may be refused.
     assert_every_grant_used_or_explained(&policy, &requests);
     let denied: Vec<Request> = policy
         .denied(requests)

@@ -1,5 +1,5 @@
 //! The committed CRD (`crds/tycho.dev_systems.yaml`, and the Helm chart's copy when there is one)
-//! equals what `tycho crd` generates from `src/model.rs`.
+//! equals what `tycho crd` generates from the model (`tycho_model::crd_yaml`, crates/model/src/lib.rs).
 
 use std::path::Path;
 
@@ -20,7 +20,7 @@ fn check(relative: &str) {
                 || "length differs".to_string(),
                 |l| format!("first difference at line {}", l + 1),
             );
-        panic!("{relative} is out of date with src/model.rs ({line}); {REGENERATE}");
+        panic!("{relative} is out of date with crates/model/src/lib.rs ({line}); {REGENERATE}");
     }
 }
 

@@ -7,8 +7,9 @@
 //!   recorded it, is allowed by the Roles and ClusterRoles the chart renders (tests/chart/snapshots, checked
 //!   by tests/chart/rbac.rs). A missing permission fails naming the request.
 //!
-//! `tycho controller` sends no User-Agent of its own (nor does the emulator's simulated cluster), so the
-//! controller talks to the emulator through a proxy that stamps one on its requests (process::UaProxy).
+//! The controller talks to the emulator through a proxy that stamps its own User-Agent on the controller's
+//! requests (process::UaProxy), so that the log's requests of this one controller process are those with
+//! that agent.
 //! Against a real cluster (`TYCHO_TEST_KUBECONFIG`) these tests are skipped: they need the request log.
 
 #[path = "common/fixtures.rs"]

@@ -1,6 +1,7 @@
-//! The session tests' records. Every version of one session Lease that a watch (started at its creation) receives: the record the
-//! session tests read instead of a stopwatch — which renewals came, which version carries the controller's
-//! collected mark (written conditionally on the version it was based on), and whether it was deleted.
+//! The records the session tests (tests/controller_sessions.rs, tests/e2e_sessions.rs) read instead of a
+//! stopwatch: every version of one session Lease that a watch (started at its creation) receives — which
+//! renewals came, which version carries the controller's collected mark (written conditionally on the version
+//! it was based on), and whether it was deleted — and the `eventTime`s of the controller's Events.
 //!
 //! Included by path: `#[path = "common/lease_history.rs"] mod lease_history;`.
 #![allow(dead_code)]

@@ -7,12 +7,15 @@
 //!   test's kubeconfig and a fresh `--cache-dir`.
 //! - Every child process is held by a [`ChildGuard`] that kills it when dropped, so a failing test leaves
 //!   nothing behind; the guard prints the tail of the process's log when the test panics.
-//! - [`UaProxy`] is a tiny HTTP proxy that stamps a User-Agent on every request it forwards: `tycho
-//!   controller` sends none (nor does the emulator's own simulated cluster), so the RBAC test routes the
-//!   controller through it to tell its calls apart in the emulator's request log.
+//! - [`UaProxy`] is a tiny HTTP proxy that replaces the User-Agent of every request it forwards with its own
+//!   and can cut the connections open through it. `tycho controller` names itself already
+//!   (`tycho-controller/<version>`, src/cli/controller.rs; the emulator's simulated cluster sends
+//!   `tycho-emulator-sim/<version>`), but the proxy's [`CONTROLLER_AGENT`] marks the calls of one controller
+//!   process in the emulator's request log (the RBAC and fault tests), and its cut ends exactly that
+//!   controller's watches.
 //!
-//! Included by path (`#[path = "common/process.rs"] mod process;`); of `common` it uses only `wait.rs` and
-//! `skip.rs`.
+//! Included by path (`#[path = "common/process.rs"] mod process;`); of `common` it uses only `wait.rs`,
+//! `skip.rs` and `kubelet.rs`.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
