@@ -13,24 +13,13 @@ mod common;
 #[path = "common/fields.rs"]
 mod fields;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::TestCluster;
+use common::{TestCluster, good_system_files, yaml_files};
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
 use tycho_emulator::schema::{UnknownFields, validate_custom_resource};
-
-fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("read the corpus folder")
-        .map(|e| e.expect("a corpus entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
 
 fn schema() -> Value {
     serde_json::to_value(<tycho_model::System as kube::CustomResourceExt>::crd())
@@ -99,8 +88,7 @@ async fn dry_run_create(api: &Api<DynamicObject>, doc: &Value) -> Result<(), Vec
 async fn the_api_server_admits_every_good_system() {
     let c = TestCluster::start().await;
     let api = systems_api(&c);
-    let mut files = yaml_files("examples");
-    files.extend(yaml_files("tests/corpus/good"));
+    let files = good_system_files();
     let mut checked = 0;
     let mut failures = Vec::new();
     for file in &files {

@@ -9,7 +9,7 @@ mod fixtures;
 
 use std::path::PathBuf;
 
-use fixtures::{SystemBuilder, system};
+use fixtures::{SystemBuilder, system, yaml_files};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodStatus, Service,
@@ -247,13 +247,7 @@ fn argocd_health_testdata_is_what_the_controller_writes() {
 /// tells users to run before they commit: every file, and every object it would create.
 #[test]
 fn gitops_example_systems_render_with_tycho_render() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("gitops/examples/systems/research");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
+    let files = yaml_files("gitops/examples/systems/research");
     assert!(files.len() >= 2, "{files:?}");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tycho"));
     cmd.arg("render");

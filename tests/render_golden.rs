@@ -2,27 +2,14 @@
 //! and every good corpus System to `tests/golden/corpus-<name>.yaml`.
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test --test render_golden` and review the diff.
 
-use std::path::{Path, PathBuf};
+#[path = "common/fixtures.rs"]
+mod fixtures;
 
+use std::path::Path;
+
+use fixtures::good_system_files;
 use tycho::cli::render::parse_systems;
 use tycho_operator::render::{RenderSettings, Renderer};
-
-fn examples() -> Vec<PathBuf> {
-    let mut files = yaml_files("examples");
-    files.extend(yaml_files("tests/corpus/good"));
-    files
-}
-
-fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
 
 fn render_file(path: &Path) -> String {
     let renderer = Renderer::new(RenderSettings::default()).unwrap();
@@ -36,7 +23,7 @@ fn render_file(path: &Path) -> String {
 
 #[test]
 fn every_example_matches_its_golden_file() {
-    let examples = examples();
+    let examples = good_system_files();
     for required in ["nginx", "jupyter", "rstudio", "two-containers", "session"] {
         assert!(
             examples.iter().any(|p| p.file_stem().unwrap() == required),
@@ -87,7 +74,7 @@ fn every_example_matches_its_golden_file() {
 
 #[test]
 fn golden_output_is_byte_identical_across_renderers_and_runs() {
-    for example in examples() {
+    for example in good_system_files() {
         let a = render_file(&example);
         let b = render_file(&example);
         assert_eq!(a, b, "{}", example.display());
@@ -98,7 +85,7 @@ fn golden_output_is_byte_identical_across_renderers_and_runs() {
 fn golden_yaml_parses_back_into_typed_objects() {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-    for example in examples() {
+    for example in good_system_files() {
         let text = render_file(&example);
         let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
         assert!(!docs.is_empty());

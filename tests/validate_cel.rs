@@ -6,9 +6,12 @@
 
 #[path = "common/fields.rs"]
 mod fields;
+#[path = "common/fixtures.rs"]
+mod fixtures;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use fixtures::{good_system_files, yaml_files};
 use serde_json::Value;
 use tycho_emulator::schema::{UnknownFields, validate_crd_schema, validate_custom_resource};
 
@@ -21,17 +24,6 @@ fn schema() -> Value {
         .pointer("/spec/versions/0/schema/openAPIV3Schema")
         .unwrap()
         .clone()
-}
-
-fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
 }
 
 fn admit(file: &Path) -> Result<(), Vec<String>> {
@@ -51,8 +43,7 @@ fn every_cel_rule_compiles_and_the_schema_is_structural() {
 
 #[test]
 fn good_systems_are_admitted() {
-    let mut files = yaml_files("examples");
-    files.extend(yaml_files("tests/corpus/good"));
+    let files = good_system_files();
     for file in files {
         if let Err(e) = admit(&file) {
             panic!("{}: rejected at admission: {e:#?}", file.display());

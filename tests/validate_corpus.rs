@@ -2,21 +2,14 @@
 //! field(s) given in its `# expect: <field>` lines, and good ones (every example and
 //! `tests/corpus/good/*.yaml`) accepted.
 
-use std::path::{Path, PathBuf};
+#[path = "common/fixtures.rs"]
+mod fixtures;
 
+use std::path::Path;
+
+use fixtures::{good_system_files, yaml_files};
 use tycho::cli::render::parse_systems;
 use tycho_model::validate::validate;
-
-fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
 
 #[test]
 fn every_bad_system_is_rejected_naming_its_fields() {
@@ -75,8 +68,7 @@ fn every_bad_system_is_rejected_naming_its_fields() {
 
 #[test]
 fn every_good_system_is_accepted() {
-    let mut files = yaml_files("examples");
-    files.extend(yaml_files("tests/corpus/good"));
+    let files = good_system_files();
     assert!(files.len() >= 5);
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();

@@ -1,6 +1,7 @@
-//! The tests' Systems, from one builder: [`system`]`(name)` and the fields a test cares about, the spec
-//! written as a user writes it (JSON, so that unset fields take the defaults the API server's users get:
-//! one replica, a Deployment, exposed ports), then [`SystemBuilder::build`].
+//! The tests' fixtures: the repository's System files ([`yaml_files`], [`good_system_files`]), and Systems
+//! from one builder — [`system`]`(name)` and the fields a test cares about, the spec written as a user writes
+//! it (JSON, so that unset fields take the defaults the API server's users get: one replica, a Deployment,
+//! exposed ports), then [`SystemBuilder::build`]:
 //!
 //! ```ignore
 //! let s = system("web")
@@ -9,15 +10,36 @@
 //!     .build();
 //! ```
 //!
-//! Shared by `common` (`mod fixtures;`, re-exported as `common::system`) and, by path, the tests that do
-//! not include `common` (`#[path = "common/fixtures.rs"] mod fixtures;`).
+//! Shared by `common` (`mod fixtures;`, re-exported as `common::system` etc.) and, by path, the tests that
+//! do not include `common` (`#[path = "common/fixtures.rs"] mod fixtures;`).
 #![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ObjectMeta;
 use serde_json::{Value, json};
 use tycho_model::System;
+
+/// The `.yaml` files of the repository's folder `dir`, in name order.
+pub fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("a folder entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every file of valid Systems: the examples, then tests/corpus/good.
+pub fn good_system_files() -> Vec<PathBuf> {
+    let mut files = yaml_files("examples");
+    files.extend(yaml_files("tests/corpus/good"));
+    files
+}
 
 /// A System named `name`, with an empty spec until containers (or a whole spec) are given.
 pub fn system(name: &str) -> SystemBuilder {

@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: a cluster to test against — the in-process API emulator, or
 //! a real cluster when `TYCHO_TEST_KUBECONFIG` names a kubeconfig — with a fresh random namespace, the
-//! System CRD installed from `crds/`, and the controller running in-process.
+//! System CRD installed from `crds/`, and the controller running in-process; and the tests' Systems
+//! ([`system`], fixtures.rs).
 //!
 //! Each test binary includes this module with `mod common;`; not every binary uses every helper.
 #![allow(dead_code)]
@@ -27,7 +28,7 @@ mod kubelet;
 mod skip;
 mod wait;
 #[allow(unused_imports)]
-pub use fixtures::{SystemBuilder, system};
+pub use fixtures::{SystemBuilder, good_system_files, system, yaml_files};
 #[allow(unused_imports)]
 pub use kubelet::runs_containers;
 #[allow(unused_imports)]
