@@ -8,8 +8,9 @@
 //! - `reconcile` (private) orchestrates read → session → validate → render → apply → prune → status,
 //!   reading only from the watch caches of [`cache`]; `collect` deletes the Systems of ended sessions
 //!   (with workers of its own) and of ended lifetimes;
-//! - pure logic lives in [`session`] (expiry with an injected clock), [`status`], [`diff`] (whether an
-//!   apply would change anything) and [`backoff`].
+//! - pure logic lives in [`plan`] (rendered + live children → what to apply, replace and prune),
+//!   [`session`] (expiry with an injected clock), [`status`], [`diff`] (whether an apply would change
+//!   anything) and [`backoff`].
 //!
 //! Triggers: every System change; changes of the children it owns (Deployment, Service, ConfigMap, by
 //! owner reference; Pods by their `tycho.dev/system` label, so a crash-looping Deployment pod shows up as
@@ -22,6 +23,7 @@ mod collect;
 pub mod diff;
 pub mod error;
 pub mod metrics;
+pub mod plan;
 mod reconcile;
 pub mod session;
 pub mod status;

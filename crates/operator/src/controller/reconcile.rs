@@ -22,16 +22,16 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, instrument, warn};
 
-use crate::render::{RenderError, Renderer, WorkloadObject};
-use tycho_model::{LABEL_MANAGED_BY, MANAGED_BY, Phase, System, SystemStatus, Workload};
+use crate::render::{RenderError, Renderer};
+use tycho_model::{Phase, System, SystemStatus, Workload};
 
 use super::FIELD_MANAGER;
 use super::backoff::Backoffs;
 use super::cache::Caches;
 use super::collect::{self, Collector};
-use super::diff::{RENDER_HASH, SPEC_HASH, hash_json, is_subset};
 use super::error::{ControllerError, api_code};
 use super::metrics::Metrics;
+use super::plan::{self, Live, Step, Why, WorkloadStep, controlled_by};
 use super::session::{Clock, LeaseKey, LeaseView, SessionState, SessionTracker, lifetime_deadline};
 use super::status::{
     AppliedWorkload, Outcome, SESSION_VALID, SessionStatus, StatusInput, compute_status,
@@ -319,96 +319,41 @@ async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action,
         other => ControllerError::RenderFailed(other),
     })?;
 
-    // Read the live children.
-    let live = LiveChildren::cached(ctx.caches(&ns)?, &ns, &name);
+    // Plan against the cached children, then carry the plan out.
+    let live = live_children(ctx.caches(&ns)?, &ns, &name);
+    let plan = plan::plan(rendered, &live, &uid, system.spec.paused)?;
     let mut changes = Changes::default();
-
-    // Apply: ConfigMap, Service, then the workload.
-    let applied_cm = match rendered.config_map {
-        Some(cm) => {
-            let existing = find(&live.config_maps, cm.metadata.name.as_deref());
-            Some(apply_child(ctx, &ns, cm, existing, "ConfigMap", &mut changes).await?)
-        }
+    if let Some(step) = plan.config_map {
+        act(ctx, &ns, step, "ConfigMap", &mut changes).await?;
+    }
+    let applied_svc = match plan.service {
+        Some(step) => Some(act(ctx, &ns, step, "Service", &mut changes).await?),
         None => None,
     };
-    let applied_svc = match rendered.service {
-        Some(svc) => {
-            let existing = find(&live.services, svc.metadata.name.as_deref());
-            Some(apply_child(ctx, &ns, svc, existing, "Service", &mut changes).await?)
+    let (applied_deploy, applied_pod, requeue_soon) = match plan.workload {
+        WorkloadStep::Deployment(step) => (
+            Some(act(ctx, &ns, *step, "Deployment", &mut changes).await?),
+            None,
+            false,
+        ),
+        WorkloadStep::Pod(step) => {
+            let pod = act_pod(ctx, &ns, &uid, *step, &mut changes).await?;
+            let wait = pod.is_none();
+            (None, pod, wait)
         }
-        None => None,
+        WorkloadStep::ReplacePod(pod) => {
+            delete_child(ctx, &ns, "Pod", &pod).await?;
+            changes.replaced.push(format!("Pod {pod}"));
+            (None, None, true)
+        }
+        WorkloadStep::PodTerminating(_) => (None, None, true),
+        WorkloadStep::None => (None, None, false),
     };
-    let mut requeue_soon = false;
-    let (applied_deploy, applied_pod, pod_name) = match rendered.workload {
-        WorkloadObject::Deployment(d) => {
-            let existing = find(&live.deployments, d.metadata.name.as_deref());
-            (
-                Some(apply_child(ctx, &ns, *d, existing, "Deployment", &mut changes).await?),
-                None,
-                None,
-            )
-        }
-        WorkloadObject::Pod(_) if system.spec.paused => (None, None, None),
-        WorkloadObject::Pod(p) => {
-            let pod_name = p.metadata.name.clone();
-            let (pod, wait) = apply_pod(ctx, &ns, &uid, *p, &live.pods, &mut changes).await?;
-            requeue_soon |= wait;
-            (None, pod, pod_name)
-        }
-    };
-
-    // Prune children the render no longer produces.
-    let keep_cm = applied_cm.as_ref().and_then(|c| c.metadata.name.clone());
-    let keep_svc = applied_svc.as_ref().and_then(|s| s.metadata.name.clone());
-    let keep_deploy = applied_deploy
-        .as_ref()
-        .and_then(|d| d.metadata.name.clone());
-    prune(
-        ctx,
-        &ns,
-        &uid,
-        &live.config_maps,
-        keep_cm.as_deref(),
-        "ConfigMap",
-        &mut changes,
-    )
-    .await?;
-    prune(
-        ctx,
-        &ns,
-        &uid,
-        &live.services,
-        keep_svc.as_deref(),
-        "Service",
-        &mut changes,
-    )
-    .await?;
-    prune(
-        ctx,
-        &ns,
-        &uid,
-        &live.deployments,
-        keep_deploy.as_deref(),
-        "Deployment",
-        &mut changes,
-    )
-    .await?;
-    let prunable_pods: Vec<Pod> = live
-        .pods
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .cloned()
-        .collect();
-    prune(
-        ctx,
-        &ns,
-        &uid,
-        &prunable_pods,
-        pod_name.as_deref(),
-        "Pod",
-        &mut changes,
-    )
-    .await?;
+    for p in &plan.prune {
+        delete_child(ctx, &ns, p.kind, &p.name).await?;
+        info!(kind = p.kind, child = %p.name, "pruned");
+        changes.pruned.push(format!("{} {}", p.kind, p.name));
+    }
 
     // Events for what changed.
     for (reason, what) in [
@@ -497,36 +442,13 @@ async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action,
 }
 
 /// Children of one System as the caches have them (label-indexed).
-struct LiveChildren {
-    deployments: Vec<Deployment>,
-    pods: Vec<Pod>,
-    services: Vec<Service>,
-    config_maps: Vec<ConfigMap>,
-}
-
-impl LiveChildren {
-    fn cached(caches: &Caches, ns: &str, name: &str) -> Self {
-        LiveChildren {
-            deployments: caches.deployments.of_system(ns, name),
-            pods: caches.pods.of_system(ns, name),
-            services: caches.services.of_system(ns, name),
-            config_maps: caches.config_maps.of_system(ns, name),
-        }
+fn live_children(caches: &Caches, ns: &str, name: &str) -> Live {
+    Live {
+        deployments: caches.deployments.of_system(ns, name),
+        pods: caches.pods.of_system(ns, name),
+        services: caches.services.of_system(ns, name),
+        config_maps: caches.config_maps.of_system(ns, name),
     }
-}
-
-fn find<'a, K: Resource>(items: &'a [K], name: Option<&str>) -> Option<&'a K> {
-    let name = name?;
-    items
-        .iter()
-        .find(|o| o.meta().name.as_deref() == Some(name))
-}
-
-fn controlled_by<K: Resource>(obj: &K, uid: &str) -> bool {
-    obj.meta().owner_references.as_ref().is_some_and(|refs| {
-        refs.iter()
-            .any(|r| r.controller == Some(true) && r.uid == uid)
-    })
 }
 
 /// What a reconcile changed, for Events.
@@ -551,12 +473,12 @@ fn serialize<T: Serialize>(
     })
 }
 
-/// Apply one child unless the live object already matches it. Returns the object as the API server has it.
-async fn apply_child<K>(
+/// Carry out one child's step: keep it, or apply it with forced server-side apply. Returns the object
+/// as the API server has it.
+async fn act<K>(
     ctx: &Context,
     ns: &str,
-    mut desired: K,
-    live: Option<&K>,
+    step: Step<K>,
     kind: &'static str,
     changes: &mut Changes,
 ) -> Result<K, ControllerError>
@@ -567,28 +489,11 @@ where
         + DeserializeOwned
         + Debug,
 {
+    let (desired, why) = match step {
+        Step::Keep(live) => return Ok(live),
+        Step::Apply { desired, why, .. } => (desired, why),
+    };
     let name = desired.meta().name.clone().unwrap_or_default();
-    let hash = hash_json(&serialize(&desired, kind, &name)?);
-    desired
-        .meta_mut()
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(RENDER_HASH.to_string(), hash.clone());
-    let mut restoring = false;
-    if let Some(live) = live
-        && live.meta().deletion_timestamp.is_none()
-    {
-        let same_render = live.annotations().get(RENDER_HASH) == Some(&hash);
-        if same_render {
-            if is_subset(
-                &serialize(&desired, kind, &name)?,
-                &serialize(live, kind, &name)?,
-            ) {
-                return Ok(live.clone());
-            }
-            restoring = true;
-        }
-    }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
     let out = api
         .patch(
@@ -600,109 +505,67 @@ where
         .map_err(ControllerError::api("apply", kind, ns, &name))?;
     ctx.metrics.writes.inc();
     let label = format!("{kind} {name}");
-    match (live.is_some(), restoring) {
-        (false, _) => changes.created.push(label),
-        (true, true) => changes.restored.push(label),
-        (true, false) => changes.updated.push(label),
+    match why {
+        Why::Create => changes.created.push(label),
+        Why::Restore => changes.restored.push(label),
+        Why::Update => changes.updated.push(label),
     }
     Ok(out)
 }
 
-/// Apply the bare Pod; replace it (delete, then create on the next pass) when its spec changed.
-/// Returns the applied Pod (None while being replaced) and whether to requeue soon.
-async fn apply_pod(
+/// Carry out the bare Pod's step. An apply the API server refuses with 422 (a field that cannot change
+/// in place) replaces the Pod instead. Returns the Pod (None while it is being replaced).
+async fn act_pod(
     ctx: &Context,
     ns: &str,
     uid: &str,
-    mut desired: Pod,
-    live_pods: &[Pod],
+    step: Step<Pod>,
     changes: &mut Changes,
-) -> Result<(Option<Pod>, bool), ControllerError> {
-    let name = desired.metadata.name.clone().unwrap_or_default();
-    let spec_hash = hash_json(&serialize(&desired.spec, "Pod", &name)?);
-    desired
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(SPEC_HASH.to_string(), spec_hash.clone());
-    let live = find(live_pods, Some(&name));
-    if let Some(live) = live {
-        if live.metadata.deletion_timestamp.is_some() {
-            return Ok((None, true));
-        }
-        let ours = controlled_by(live, uid);
-        if ours && live.annotations().get(SPEC_HASH) != Some(&spec_hash) {
-            delete_pod(ctx, ns, &name).await?;
+) -> Result<Option<Pod>, ControllerError> {
+    let ours = match &step {
+        Step::Apply { live: Some(l), .. } => controlled_by(l, uid),
+        _ => false,
+    };
+    let name = match &step {
+        Step::Keep(p) | Step::Apply { desired: p, .. } => p.name_any(),
+    };
+    match act(ctx, ns, step, "Pod", changes).await {
+        Ok(p) => Ok(Some(p)),
+        Err(ControllerError::Api { source, .. }) if ours && api_code(&source) == Some(422) => {
+            delete_child(ctx, ns, "Pod", &name).await?;
             changes.replaced.push(format!("Pod {name}"));
-            return Ok((None, true));
+            Ok(None)
         }
-        match apply_child(ctx, ns, desired, Some(live), "Pod", changes).await {
-            Ok(p) => Ok((Some(p), false)),
-            Err(ControllerError::Api { source, .. }) if ours && api_code(&source) == Some(422) => {
-                // A field that cannot change in place: replace the Pod.
-                delete_pod(ctx, ns, &name).await?;
-                changes.replaced.push(format!("Pod {name}"));
-                Ok((None, true))
-            }
+        Err(e) => Err(e),
+    }
+}
+
+/// Delete a child of `kind` by name; 404 counts as done.
+async fn delete_child(
+    ctx: &Context,
+    ns: &str,
+    kind: &'static str,
+    name: &str,
+) -> Result<(), ControllerError> {
+    async fn delete<K>(api: Api<K>, name: &str) -> Result<(), kube::Error>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug,
+    {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(e) if api_code(&e) == Some(404) => Ok(()),
             Err(e) => Err(e),
         }
-    } else {
-        Ok((
-            Some(apply_child(ctx, ns, desired, None, "Pod", changes).await?),
-            false,
-        ))
     }
-}
-
-async fn delete_pod(ctx: &Context, ns: &str, name: &str) -> Result<(), ControllerError> {
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => {
-            ctx.metrics.writes.inc();
-            Ok(())
-        }
-        Err(e) if api_code(&e) == Some(404) => Ok(()),
-        Err(e) => Err(ControllerError::api("delete", "Pod", ns, name)(e)),
-    }
-}
-
-/// Delete the children of `kind` that this System controls, carry Tycho's labels, and are not `keep`.
-async fn prune<K>(
-    ctx: &Context,
-    ns: &str,
-    uid: &str,
-    live: &[K],
-    keep: Option<&str>,
-    kind: &'static str,
-    changes: &mut Changes,
-) -> Result<(), ControllerError>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug,
-{
-    for obj in live {
-        let name = obj.name_any();
-        let managed = obj.labels().get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY);
-        if !managed
-            || !controlled_by(obj, uid)
-            || keep == Some(name.as_str())
-            || obj.meta().deletion_timestamp.is_some()
-        {
-            continue;
-        }
-        let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {
-                ctx.metrics.writes.inc();
-            }
-            Err(e) if api_code(&e) == Some(404) => {}
-            Err(e) => return Err(ControllerError::api("delete", kind, ns, &name)(e)),
-        }
-        info!(kind, child = %name, "pruned");
-        changes.pruned.push(format!("{kind} {name}"));
-    }
+    let c = ctx.client.clone();
+    let result = match kind {
+        "Deployment" => delete(Api::<Deployment>::namespaced(c, ns), name).await,
+        "Pod" => delete(Api::<Pod>::namespaced(c, ns), name).await,
+        "Service" => delete(Api::<Service>::namespaced(c, ns), name).await,
+        _ => delete(Api::<ConfigMap>::namespaced(c, ns), name).await,
+    };
+    result.map_err(ControllerError::api("delete", kind, ns, name))?;
+    ctx.metrics.writes.inc();
     Ok(())
 }
 
