@@ -21,11 +21,10 @@ use std::time::Duration;
 use common::{SystemBuilder, TestCluster, eventually, system};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use lease_history::{LeaseHistory, event_times, renew_time};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use lease_history::{LeaseHistory, event_times, events_on, renew_time};
 use serde_json::json;
 use tycho_emulator::RequestRecord;
 use tycho_model::{ANNOTATION_COLLECTED, Phase, System};
@@ -98,14 +97,9 @@ fn renewer(
 }
 
 async fn event_reasons(c: &TestCluster, object: &str) -> Vec<String> {
-    let events: Api<Event> = c.api();
-    events
-        .list(&ListParams::default())
+    events_on(&c.api(), object)
         .await
-        .expect("list Events")
-        .items
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
         .filter_map(|e| e.reason)
         .collect()
 }

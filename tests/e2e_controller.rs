@@ -22,14 +22,6 @@ use process::{E2e, WAIT, eventually};
 use serde_json::json;
 use tycho_model::System;
 
-fn ready_wait(e: &E2e) -> Duration {
-    if e.is_emulator() {
-        WAIT
-    } else {
-        Duration::from_secs(240)
-    }
-}
-
 fn web(image: &str) -> serde_json::Value {
     json!({
         "name": "web", "image": image,
@@ -57,7 +49,7 @@ async fn apply(api: &Api<System>, s: &System) {
 
 async fn wait_ready(e: &E2e, name: &str, replicas: &str) -> System {
     let api: Api<System> = e.api();
-    let got = eventually(ready_wait(e), || async {
+    let got = eventually(e.ready_wait(), || async {
         let s = api.get(name).await.ok()?;
         let st = s.status.as_ref()?;
         (st.phase.map(|p| p.as_str()) == Some("Ready")
@@ -264,7 +256,7 @@ async fn spec_edits_roll_out_and_removed_files_ports_and_containers_are_pruned()
             .build(),
     )
     .await;
-    let rolled = eventually(ready_wait(&e), || async {
+    let rolled = eventually(e.ready_wait(), || async {
         let rs = e
             .api::<ReplicaSet>()
             .list(&by_system("app"))

@@ -17,15 +17,6 @@ use kube::api::{Api, ListParams};
 use process::{E2e, WAIT, eventually, repo_path};
 use tycho_model::System;
 
-/// Time for pods to turn Ready: the simulated cluster takes a fraction of a second, a real one pulls images.
-fn ready_wait(e: &E2e) -> Duration {
-    if e.is_emulator() {
-        WAIT
-    } else {
-        Duration::from_secs(240)
-    }
-}
-
 fn examples() -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = std::fs::read_dir(repo_path("examples"))
         .unwrap()
@@ -221,7 +212,7 @@ async fn kubectl_applies_the_crd_and_every_example_client_side_and_server_side()
         "the session column of the session example, before any status:\n{table}"
     );
     let _controller = e.controller().await;
-    let ready = eventually(ready_wait(&e), || async {
+    let ready = eventually(e.ready_wait(), || async {
         let table = e.kubectl_ok(&["get", "systems"]).await;
         let r = row(&table, "nginx")?;
         (r.len() == 5 && r[1] == "Ready" && r[2] == "1/1" && is_node_port(r[3]))
@@ -241,7 +232,7 @@ async fn kubectl_get_watch_streams_a_change() {
     let nginx = repo_path("examples/nginx.yaml").display().to_string();
     e.kubectl_ok(&["apply", "-f", &nginx]).await;
     let systems: Api<System> = e.api();
-    let ready = eventually(ready_wait(&e), || async {
+    let ready = eventually(e.ready_wait(), || async {
         let s = systems.get("nginx").await.ok()?;
         (s.status?.ready.as_deref() == Some("1/1")).then_some(())
     })
@@ -273,7 +264,7 @@ async fn kubectl_get_watch_streams_a_change() {
     ])
     .await;
     let mut seen = Vec::new();
-    let streamed = tokio::time::timeout(ready_wait(&e), async {
+    let streamed = tokio::time::timeout(e.ready_wait(), async {
         loop {
             let Some(l) = lines.recv().await else {
                 return false;

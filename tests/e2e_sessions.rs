@@ -85,12 +85,7 @@ async fn an_unrenewed_session_lease_takes_its_systems_after_its_duration_never_b
         .unwrap();
 
     // Keep the session alive (a renewal every second) until every System runs.
-    let limit = Instant::now()
-        + if e.is_emulator() {
-            WAIT
-        } else {
-            Duration::from_secs(240)
-        };
+    let limit = Instant::now() + e.ready_wait();
     loop {
         let mut ready = 0;
         for n in names {

@@ -29,8 +29,8 @@ pub fn collected_mark(l: &Lease) -> Option<String> {
         .cloned()
 }
 
-/// The controller's Events on `object` with `reason`: their `eventTime` in microseconds.
-pub async fn event_times(events: &Api<Event>, object: &str, reason: &str) -> Vec<i64> {
+/// The Events on `object`.
+pub async fn events_on(events: &Api<Event>, object: &str) -> Vec<Event> {
     events
         .list(&ListParams::default())
         .await
@@ -38,6 +38,14 @@ pub async fn event_times(events: &Api<Event>, object: &str, reason: &str) -> Vec
         .items
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
+        .collect()
+}
+
+/// The controller's Events on `object` with `reason`: their `eventTime` in microseconds.
+pub async fn event_times(events: &Api<Event>, object: &str, reason: &str) -> Vec<i64> {
+    events_on(events, object)
+        .await
+        .into_iter()
         .filter(|e| e.reason.as_deref() == Some(reason))
         .filter_map(|e| e.event_time.map(|t| t.0.as_microsecond()))
         .collect()

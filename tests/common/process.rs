@@ -326,6 +326,16 @@ impl E2e {
         .expect("the System CRD is served");
     }
 
+    /// Time for pods to turn Ready: the simulated cluster takes a fraction of a second, a real one pulls
+    /// images.
+    pub fn ready_wait(&self) -> Duration {
+        if self.is_emulator() {
+            WAIT
+        } else {
+            Duration::from_secs(240)
+        }
+    }
+
     /// Whether the cluster is `tycho sim` (fault injection and the request log are available).
     pub fn is_emulator(&self) -> bool {
         self.emulator.is_some()
