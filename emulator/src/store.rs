@@ -703,7 +703,9 @@ mod tests {
 
     /// The label index gives what a scan gives (equality and one-value `in` selectors, with
     /// other requirements, per namespace and across, paged and not, lists and watch
-    /// snapshots), through creates, updates that change or drop labels, and deletes.
+    /// snapshots), through creates, updates that change or drop labels, and deletes. (One
+    /// long test: the random history and the checks after each stretch of it read best
+    /// together.)
     #[test]
     fn label_index_matches_a_scan() {
         use crate::selector::{equality_labels, labels_match, parse_label_selector};
