@@ -29,6 +29,8 @@ use serde::de::DeserializeOwned;
 
 use tycho_model::{LABEL_SYSTEM, System};
 
+use super::triggers::DigestFilter;
+
 /// The annotation `kubectl apply` (client-side) leaves on objects: a copy of the whole object.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -187,10 +189,12 @@ where
     (store, stream)
 }
 
-/// Like [`reflect`], with a [`LabelIndex`] kept from the same events; yields the touched objects.
+/// Like [`reflect`], with a [`LabelIndex`] kept from the same events; yields the touched objects
+/// whose `digest` changed (see [`super::triggers`]).
 pub fn reflect_indexed<K>(
     api: Api<K>,
     config: watcher::Config,
+    digest: fn(&K) -> Option<u64>,
 ) -> (
     Indexed<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -207,11 +211,13 @@ where
     let (store, stream) = reflect(api, config);
     let index = Arc::new(RwLock::new(LabelIndex::default()));
     let writer = index.clone();
+    let mut filter = DigestFilter::default();
     let stream = stream
         .inspect_ok(move |event| match writer.write() {
             Ok(mut i) => i.apply(event),
             Err(poisoned) => poisoned.into_inner().apply(event),
         })
+        .try_filter(move |event| std::future::ready(filter.admit(event, digest)))
         .touched_objects();
     (Indexed { store, index }, stream)
 }

@@ -27,6 +27,7 @@ pub mod plan;
 mod reconcile;
 pub mod session;
 pub mod status;
+pub mod triggers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -235,21 +236,34 @@ pub async fn run(
             scoped::<System>(&client, ns),
             watcher::Config::default().any_semantic(),
         );
-        let (deployments, deployment_events) =
-            cache::reflect_indexed(scoped::<Deployment>(&client, ns), managed.clone());
-        let (services, service_events) =
-            cache::reflect_indexed(scoped::<Service>(&client, ns), managed.clone());
-        let (config_maps, config_map_events) =
-            cache::reflect_indexed(scoped::<ConfigMap>(&client, ns), managed.clone());
+        let (deployments, deployment_events) = cache::reflect_indexed(
+            scoped::<Deployment>(&client, ns),
+            managed.clone(),
+            triggers::deployment,
+        );
+        let (services, service_events) = cache::reflect_indexed(
+            scoped::<Service>(&client, ns),
+            managed.clone(),
+            triggers::object::<Service>,
+        );
+        let (config_maps, config_map_events) = cache::reflect_indexed(
+            scoped::<ConfigMap>(&client, ns),
+            managed.clone(),
+            triggers::object::<ConfigMap>,
+        );
         let (pods, pod_events) =
-            cache::reflect_indexed(scoped::<Pod>(&client, ns), managed.clone());
+            cache::reflect_indexed(scoped::<Pod>(&client, ns), managed.clone(), triggers::pod);
         let (leases, lease_events) =
             cache::reflect(scoped::<Lease>(&client, ns), watcher::Config::default());
         let (claims, claim_events) = cache::reflect(
             scoped::<PersistentVolumeClaim>(&client, ns),
             watcher::Config::default(),
         );
-        let ctrl = Controller::for_stream(systems_events.applied_objects(), systems.clone())
+        // A System wakes on its spec, labels, annotations and deletion, not on its own status writes.
+        let system_triggers = systems_events
+            .applied_objects()
+            .predicate_filter(triggers::system, Default::default());
+        let ctrl = Controller::for_stream(system_triggers, systems.clone())
             .owns_stream(deployment_events)
             .owns_stream(service_events)
             .owns_stream(config_map_events)
