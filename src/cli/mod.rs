@@ -100,7 +100,10 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!(
+                "error: cannot start the async runtime: {}",
+                error::report(&e)
+            );
             return ExitCode::from(1);
         }
     };

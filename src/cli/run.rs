@@ -237,7 +237,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     if let Err(e) = location.close().await {
         say(
             "WARN",
-            format!("ending the session: {e} (it expires on its own)"),
+            format!(
+                "ending the session: {} (it expires on its own)",
+                super::error::report(&e)
+            ),
         );
     }
     if let Some(path) = &args.json {
