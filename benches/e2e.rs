@@ -6,7 +6,7 @@
 //!                            [--sessions 1000] [--lease-secs 10] [--nodes 50] [--pod-delay-ms 50]
 //!                            [--parallel 32] [--concurrency 8] [--touch 1000] [--timeout-secs 600]
 //!                            [--no-floor] [--no-steady] [--no-sessions]
-//!                            [--kubeconfig PATH] [--audit-log PATH]
+//!                            [--kubeconfig PATH] [--audit-log PATH] [--plot-dir DIR]
 //! ```
 //!
 //! With `--kubeconfig PATH` (or `TYCHO_BENCH_KUBECONFIG`) every phase runs on that cluster instead of a
@@ -42,7 +42,8 @@
 //! NodePorts are limited to 2,768 (30000–32767): a run of more Systems than that uses
 //! `expose: ClusterIP` for all of them (and for its floor), and says so.
 //!
-//! Progress goes to stderr; the results table (markdown) to stdout.
+//! Progress goes to stderr; the results table (markdown) to stdout; for each N with a floor, an SVG plot
+//! of Ready over time for Tycho and the floor to `--plot-dir` (default `target/e2e-bench/ready-N.svg`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
@@ -110,6 +111,8 @@ struct Args {
     audit_log: Option<PathBuf>,
     /// Simulated-node options given on the command line (ignored on a real cluster: said so).
     sim_flags: Vec<String>,
+    /// Where the plots of Ready over time go (`--plot-dir`, default `target/e2e-bench`).
+    plot_dir: PathBuf,
 }
 
 impl Args {
@@ -139,6 +142,7 @@ impl Args {
                 .map(PathBuf::from),
             audit_log: None,
             sim_flags: Vec::new(),
+            plot_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/e2e-bench")),
         };
         let mut it = argv.into_iter();
         while let Some(flag) = it.next() {
@@ -182,6 +186,7 @@ impl Args {
                 "--no-steady" => a.steady = false,
                 "--no-sessions" => a.session_phase = false,
                 "--kubeconfig" => a.kubeconfig = Some(PathBuf::from(value()?)),
+                "--plot-dir" => a.plot_dir = PathBuf::from(value()?),
                 "--audit-log" => a.audit_log = Some(PathBuf::from(value()?)),
                 other => return Err(format!("unknown argument {other}").into()),
             }
@@ -868,6 +873,82 @@ fn last_ready(names: impl Iterator<Item = String>, seen: &Seen) -> Option<Instan
     names.filter_map(|n| seen.ready.get(&n).copied()).max()
 }
 
+/// Seconds from `t0` at which each of `names` became ready, sorted.
+fn ready_times(names: impl Iterator<Item = String>, seen: &Seen, t0: Instant) -> Vec<f64> {
+    let mut at: Vec<f64> = names
+        .filter_map(|n| {
+            seen.ready
+                .get(&n)
+                .map(|t| t.duration_since(t0).as_secs_f64())
+        })
+        .collect();
+    at.sort_by(f64::total_cmp);
+    at
+}
+
+/// An SVG line chart of ready objects over time, one step line per series (name, sorted ready times).
+fn plot_svg(title: &str, n: usize, series: &[(&str, &str, &[f64])]) -> String {
+    let (w, h, left, bottom, top, right) = (720.0, 420.0, 70.0, 50.0, 40.0, 20.0);
+    let t_max = series
+        .iter()
+        .flat_map(|(_, _, t)| t.last().copied())
+        .fold(1.0_f64, f64::max)
+        * 1.05;
+    let x = |t: f64| left + t / t_max * (w - left - right);
+    let y = |k: f64| h - bottom - k / n.max(1) as f64 * (h - bottom - top);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{title}</text>\n",
+        w / 2.0
+    );
+    for i in 0..=4 {
+        let k = n as f64 * f64::from(i) / 4.0;
+        let t = t_max * f64::from(i) / 4.0;
+        out += &format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y0:.1}\" y2=\"{y0:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{k:.0}</text>\
+             <text x=\"{x0:.1}\" y=\"{}\" text-anchor=\"middle\">{t:.0} s</text>\n",
+            w - right,
+            left - 6.0,
+            y(k) + 4.0,
+            h - bottom + 18.0,
+            y0 = y(k),
+            x0 = x(t),
+        );
+    }
+    out += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">seconds since the first create</text>\n\
+         <text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">ready</text>\n",
+        (left + w - right) / 2.0,
+        h - 10.0,
+        h / 2.0,
+        h / 2.0
+    );
+    for (i, (name, color, times)) in series.iter().enumerate() {
+        let mut points = format!("{:.1},{:.1}", x(0.0), y(0.0));
+        for (k, t) in times.iter().enumerate() {
+            points += &format!(
+                " {:.1},{:.1} {:.1},{:.1}",
+                x(*t),
+                y(k as f64),
+                x(*t),
+                y(k as f64 + 1.0)
+            );
+        }
+        out += &format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{points}\"/>\n\
+             <rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\
+             <text x=\"{}\" y=\"{}\">{name}</text>\n",
+            left + 10.0,
+            top + 6.0 + 18.0 * i as f64,
+            left + 28.0,
+            top + 16.0 + 18.0 * i as f64
+        );
+    }
+    out + "</svg>\n"
+}
+
 /// When the first 25 %, 50 %, 75 % and 100 % of `n` became ready (shows whether throughput holds up).
 fn curve(names: impl Iterator<Item = String>, seen: &Seen, t0: Instant, n: usize) -> String {
     let mut at: Vec<Instant> = names.filter_map(|n| seen.ready.get(&n).copied()).collect();
@@ -1240,6 +1321,8 @@ async fn unchanged_reconciles_real(cl: &Cluster, names: &[String], touch: usize)
 struct Burst {
     ready: usize,
     time: Duration,
+    /// Seconds from the first create at which each System turned Ready, in order.
+    ready_at: Vec<f64>,
     curve: String,
     create_time: Duration,
     latency: Dist,
@@ -1275,7 +1358,7 @@ async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
         log(format!("  {n} creates sent in {}", secs(create_time)));
         let ready = wait_for("Systems Ready", &seen, |s| s.ready.len(), n, a.timeout()).await;
         let given_up = t0.elapsed();
-        let (time, latency, curve) = {
+        let (time, latency, curve, ready_at) = {
             let s = lock(&seen);
             let time = if ready >= n {
                 let end = last_ready(names.iter().cloned(), &s).ok_or("no System became Ready")?;
@@ -1287,6 +1370,7 @@ async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
                 time,
                 Dist::of(latencies(&sent, &s)),
                 curve(names.iter().cloned(), &s, t0, n),
+                ready_times(names.iter().cloned(), &s, t0),
             )
         };
         let load = load_average();
@@ -1306,6 +1390,7 @@ async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
         Ok::<_, Box<dyn Error + Send + Sync>>(Burst {
             ready,
             time,
+            ready_at,
             curve,
             create_time,
             latency,
@@ -1325,6 +1410,8 @@ async fn burst(a: &Args, tpl: &System, n: usize) -> R<Burst> {
 struct Floor {
     ready: usize,
     time: Duration,
+    /// Seconds from the first create at which each Deployment turned ready, in order.
+    ready_at: Vec<f64>,
     curve: String,
     load: String,
 }
@@ -1389,7 +1476,7 @@ async fn floor(a: &Args, tpl: &System, n: usize) -> R<Floor> {
         .await;
         let given_up = t0.elapsed();
         watch.abort();
-        let (time, curve) = {
+        let (time, curve, ready_at) = {
             let s = lock(&seen);
             let time = if ready >= n {
                 last_ready(names.iter().cloned(), &s)
@@ -1398,7 +1485,11 @@ async fn floor(a: &Args, tpl: &System, n: usize) -> R<Floor> {
             } else {
                 given_up
             };
-            (time, curve(names.iter().cloned(), &s, t0, n))
+            (
+                time,
+                curve(names.iter().cloned(), &s, t0, n),
+                ready_times(names.iter().cloned(), &s, t0),
+            )
         };
         let load = load_average();
         log(format!(
@@ -1408,6 +1499,7 @@ async fn floor(a: &Args, tpl: &System, n: usize) -> R<Floor> {
         Ok::<_, Box<dyn Error + Send + Sync>>(Floor {
             ready,
             time,
+            ready_at,
             curve,
             load,
         })
@@ -1427,9 +1519,15 @@ struct Steady {
 
 async fn steady(a: &Args, tpl: &System, rate: f64) -> R<Steady> {
     let total = (rate * a.steady_secs as f64).round() as usize;
+    let cluster_ip = total > NODEPORT_LIMIT;
     log(format!(
-        "steady: {rate} Systems/s for {} s ({total} Systems)",
-        a.steady_secs
+        "steady: {rate} Systems/s for {} s ({total} Systems{})",
+        a.steady_secs,
+        if cluster_ip {
+            "; expose: ClusterIP"
+        } else {
+            ""
+        }
     ));
     let cl = Cluster::start(a, &format!("steady-{rate}"), true, total).await?;
     let result = async {
@@ -1441,7 +1539,8 @@ async fn steady(a: &Args, tpl: &System, rate: f64) -> R<Steady> {
         let mut creates = Vec::with_capacity(total);
         for i in 0..total {
             tick.tick().await;
-            let s = make_system(tpl, &name_of("steady", i), &cl.ns, false, None);
+            // More Systems than NodePorts: all ClusterIP, as in the burst phase.
+            let s = make_system(tpl, &name_of("steady", i), &cl.ns, cluster_ip, None);
             let api = api.clone();
             let sent = sent.clone();
             creates.push(tokio::spawn(async move {
@@ -1777,6 +1876,24 @@ async fn scale(a: &Args, tpl: &System, n: usize, rep: &mut Report) {
                     )
                 };
                 rep.row(format!("Tycho time / floor time, {label}"), ratio);
+                let svg = plot_svg(
+                    &format!("Ready over time, {label}"),
+                    n,
+                    &[
+                        ("Tycho: Systems Ready", "#d62728", &b.ready_at),
+                        (
+                            "floor: Deployments ready, no operator",
+                            "#1f77b4",
+                            &f.ready_at,
+                        ),
+                    ],
+                );
+                let path = a.plot_dir.join(format!("ready-{n}.svg"));
+                match std::fs::create_dir_all(&a.plot_dir).and_then(|()| std::fs::write(&path, svg))
+                {
+                    Ok(()) => log(format!("  plot written to {}", path.display())),
+                    Err(e) => log(format!("  cannot write the plot {}: {e}", path.display())),
+                }
             }
             Err(e) => rep.row(format!("Floor, {label}"), format!("failed: {e}")),
         }

@@ -5,9 +5,15 @@ use std::time::Duration;
 /// Everything that can go wrong in the SDK, with enough context to act on.
 #[derive(Debug, thiserror::Error)]
 pub enum SdkError {
-    /// No usable cluster configuration (kubeconfig / in-cluster).
-    #[error("cannot connect to the cluster: {0}")]
-    Connect(String),
+    /// No usable cluster configuration (kubeconfig / in-cluster), or no session could be opened.
+    #[error("cannot connect to the cluster: {context}{}", .source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
+    Connect {
+        /// What was being done (the kubeconfig file read, the client built).
+        context: String,
+        /// The cause, kept for the error chain.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// An API call failed.
     #[error("{action}: {source}")]
     Api {
@@ -95,6 +101,16 @@ impl SdkError {
     pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(kube::Error) -> SdkError {
         let action = action.into();
         move |source| SdkError::Api { action, source }
+    }
+
+    pub(crate) fn connect<E: std::error::Error + Send + Sync + 'static>(
+        context: impl Into<String>,
+    ) -> impl FnOnce(E) -> SdkError {
+        let context = context.into();
+        move |source| SdkError::Connect {
+            context,
+            source: Some(Box::new(source)),
+        }
     }
 
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SdkError {

@@ -34,7 +34,7 @@ impl ConnectOptions {
     pub async fn client(&self) -> Result<(kube::Client, String), SdkError> {
         let (config, namespace) = self.config().await?;
         let client =
-            kube::Client::try_from(config).map_err(|e| SdkError::Connect(e.to_string()))?;
+            kube::Client::try_from(config).map_err(SdkError::connect("building the client"))?;
         Ok((client, namespace))
     }
 
@@ -47,17 +47,17 @@ impl ConnectOptions {
         let config = match &self.kubeconfig {
             Some(path) => {
                 let kc = Kubeconfig::read_from(path)
-                    .map_err(|e| SdkError::Connect(format!("{}: {e}", path.display())))?;
+                    .map_err(SdkError::connect(path.display().to_string()))?;
                 kube::Config::from_custom_kubeconfig(kc, &opts)
                     .await
-                    .map_err(|e| SdkError::Connect(format!("{}: {e}", path.display())))?
+                    .map_err(SdkError::connect(path.display().to_string()))?
             }
             None if self.context.is_some() => kube::Config::from_kubeconfig(&opts)
                 .await
-                .map_err(|e| SdkError::Connect(e.to_string()))?,
-            None => kube::Config::infer()
-                .await
-                .map_err(|e| SdkError::Connect(e.to_string()))?,
+                .map_err(SdkError::connect("reading the kubeconfig"))?,
+            None => kube::Config::infer().await.map_err(SdkError::connect(
+                "finding a kubeconfig or in-cluster config",
+            ))?,
         };
         let namespace = self
             .namespace

@@ -117,9 +117,10 @@ impl Session {
             }
         }
         let Some(created) = created else {
-            return Err(SdkError::Connect(
-                "could not find a free session Lease name".into(),
-            ));
+            return Err(SdkError::Connect {
+                context: "could not find a free session Lease name".into(),
+                source: None,
+            });
         };
         let name = created.metadata.name.unwrap_or_default();
         tracing::debug!(lease = %name, namespace, duration_s = secs, "session opened");

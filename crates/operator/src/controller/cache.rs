@@ -20,7 +20,9 @@ use futures::{Stream, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ContainerStatus, PersistentVolumeClaim, Pod, PodStatus, Service,
+};
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -40,6 +42,38 @@ pub fn strip<K: Resource>(obj: &mut K) {
     if let Some(a) = obj.meta_mut().annotations.as_mut() {
         a.remove(LAST_APPLIED);
     }
+}
+
+/// [`strip`] a Pod, and keep of it only what reconciling reads: a Deployment's Pod loses its spec (only
+/// its problems are read), every Pod's status keeps its phase, reason, message, conditions and the
+/// name, readiness, restarts and state of its containers.
+pub fn slim_pod(pod: &mut Pod) {
+    strip(pod);
+    if !super::triggers::is_bare(pod) {
+        pod.spec = None;
+    }
+    fn containers(list: Option<Vec<ContainerStatus>>) -> Option<Vec<ContainerStatus>> {
+        list.map(|l| {
+            l.into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    ready: c.ready,
+                    restart_count: c.restart_count,
+                    state: c.state,
+                    ..Default::default()
+                })
+                .collect()
+        })
+    }
+    pod.status = pod.status.take().map(|s| PodStatus {
+        phase: s.phase,
+        reason: s.reason,
+        message: s.message,
+        conditions: s.conditions,
+        container_statuses: containers(s.container_statuses),
+        init_container_statuses: containers(s.init_container_statuses),
+        ..Default::default()
+    });
 }
 
 /// Names of objects by `(namespace, value of the tycho.dev/system label)`, kept from watch events.
@@ -168,6 +202,7 @@ where
 pub fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
+    slim: fn(&mut K),
 ) -> (
     Store<K>,
     impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
@@ -184,7 +219,7 @@ where
     let (store, writer) = reflector::store();
     let stream = watcher(api, config)
         .default_backoff()
-        .modify(strip::<K>)
+        .modify(slim)
         .reflect(writer);
     (store, stream)
 }
@@ -194,6 +229,7 @@ where
 pub fn reflect_indexed<K>(
     api: Api<K>,
     config: watcher::Config,
+    slim: fn(&mut K),
     digest: fn(&K) -> Option<u64>,
 ) -> (
     Indexed<K>,
@@ -208,7 +244,7 @@ where
         + Sync
         + 'static,
 {
-    let (store, stream) = reflect(api, config);
+    let (store, stream) = reflect(api, config, slim);
     let index = Arc::new(RwLock::new(LabelIndex::default()));
     let writer = index.clone();
     let mut filter = DigestFilter::default();

@@ -235,29 +235,41 @@ pub async fn run(
         let (systems, systems_events) = cache::reflect(
             scoped::<System>(&client, ns),
             watcher::Config::default().any_semantic(),
+            cache::strip,
         );
         let (deployments, deployment_events) = cache::reflect_indexed(
             scoped::<Deployment>(&client, ns),
             managed.clone(),
+            cache::strip,
             triggers::deployment,
         );
         let (services, service_events) = cache::reflect_indexed(
             scoped::<Service>(&client, ns),
             managed.clone(),
+            cache::strip,
             triggers::object::<Service>,
         );
         let (config_maps, config_map_events) = cache::reflect_indexed(
             scoped::<ConfigMap>(&client, ns),
             managed.clone(),
+            cache::strip,
             triggers::object::<ConfigMap>,
         );
-        let (pods, pod_events) =
-            cache::reflect_indexed(scoped::<Pod>(&client, ns), managed.clone(), triggers::pod);
-        let (leases, lease_events) =
-            cache::reflect(scoped::<Lease>(&client, ns), watcher::Config::default());
+        let (pods, pod_events) = cache::reflect_indexed(
+            scoped::<Pod>(&client, ns),
+            managed.clone(),
+            cache::slim_pod,
+            triggers::pod,
+        );
+        let (leases, lease_events) = cache::reflect(
+            scoped::<Lease>(&client, ns),
+            watcher::Config::default(),
+            cache::strip,
+        );
         let (claims, claim_events) = cache::reflect(
             scoped::<PersistentVolumeClaim>(&client, ns),
             watcher::Config::default(),
+            cache::strip,
         );
         // A System wakes on its spec, labels, annotations and deletion, not on its own status writes.
         let system_triggers = systems_events

@@ -358,22 +358,7 @@ fn workload_health(workload: AppliedWorkload<'_>, pods: &[&Pod], desired: i32) -
             let observed = st.and_then(|s| s.observed_generation).unwrap_or(0);
             let generation = d.metadata.generation.unwrap_or(0);
             let rolled_out = observed >= generation && updated >= desired && total <= desired;
-            let dep_problem = st.and_then(|s| s.conditions.as_ref()).and_then(|cs| {
-                cs.iter()
-                    .find_map(|c| match (c.type_.as_str(), c.status.as_str()) {
-                        ("Progressing", "False") => Some((
-                            c.reason
-                                .clone()
-                                .unwrap_or_else(|| "ProgressDeadlineExceeded".into()),
-                            format!("Deployment: {}", c.message.clone().unwrap_or_default()),
-                        )),
-                        ("ReplicaFailure", "True") => Some((
-                            c.reason.clone().unwrap_or_else(|| "ReplicaFailure".into()),
-                            format!("Deployment: {}", c.message.clone().unwrap_or_default()),
-                        )),
-                        _ => None,
-                    })
-            });
+            let dep_problem = deployment_problem(d);
             let progress_message = if observed < generation {
                 "the Deployment controller has not seen the current spec yet".to_string()
             } else {
@@ -409,6 +394,25 @@ fn workload_health(workload: AppliedWorkload<'_>, pods: &[&Pod], desired: i32) -
     }
 }
 
+/// What is wrong with a Deployment's rollout (reason, message), if anything.
+pub fn deployment_problem(d: &Deployment) -> Option<(String, String)> {
+    let cs = d.status.as_ref()?.conditions.as_ref()?;
+    cs.iter()
+        .find_map(|c| match (c.type_.as_str(), c.status.as_str()) {
+            ("Progressing", "False") => Some((
+                c.reason
+                    .clone()
+                    .unwrap_or_else(|| "ProgressDeadlineExceeded".into()),
+                format!("Deployment: {}", c.message.clone().unwrap_or_default()),
+            )),
+            ("ReplicaFailure", "True") => Some((
+                c.reason.clone().unwrap_or_else(|| "ReplicaFailure".into()),
+                format!("Deployment: {}", c.message.clone().unwrap_or_default()),
+            )),
+            _ => None,
+        })
+}
+
 fn pod_problem_from(pods: &[&Pod]) -> Option<(String, String)> {
     pods.iter().find_map(|p| pod_problem(p))
 }
@@ -420,7 +424,8 @@ fn pod_ready(pod: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn pod_problem(pod: &Pod) -> Option<(String, String)> {
+/// What is wrong with a Pod, as the System's status reports it (reason, message), if anything.
+pub fn pod_problem(pod: &Pod) -> Option<(String, String)> {
     if pod.metadata.deletion_timestamp.is_some() {
         return None;
     }

@@ -10,7 +10,7 @@
 //!   `resourceVersion`, `managedFields`, timestamps or status fields nobody reads.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tycho_model::System;
 
 use super::diff::fnv1a64;
+use super::status::{deployment_problem, pod_problem};
 
 /// Drops the watch events of objects whose digest did not change since the last event of the same
 /// object. Deletions and re-list markers always pass (a deleted child must wake its System, so that it
@@ -43,17 +44,18 @@ impl DigestFilter {
         };
         match event {
             Event::Apply(obj) | Event::InitApply(obj) => match f(obj) {
-                Some(d) => self.last.insert(key(obj), d) != Some(d),
+                Some(d) => self.last.insert(key(obj), d).unwrap_or(QUIET) != d,
                 None => true,
             },
-            Event::Delete(obj) => {
-                self.last.remove(&key(obj));
-                true
-            }
+            Event::Delete(obj) => self.last.remove(&key(obj)) != Some(QUIET),
             Event::Init | Event::InitDone => true,
         }
     }
 }
+
+/// The digest of an object whose events never need to wake its System (a healthy Deployment Pod): its
+/// first sighting and its deletion pass no more than its changes.
+pub const QUIET: u64 = 0;
 
 fn digest(v: &Value) -> u64 {
     fnv1a64(v.to_string().as_bytes())
@@ -88,64 +90,50 @@ pub fn object<K: Resource + Serialize>(obj: &K) -> Option<u64> {
     Some(digest(&v))
 }
 
-/// Predicate of Deployments: [`object`] and the status fields the System's readiness comes from.
+/// Predicate of Deployments: [`object`] and the status the System's status is computed from (replica
+/// counts, observed generation, a failed rollout), not condition timestamps or progress messages.
 pub fn deployment(d: &Deployment) -> Option<u64> {
     let st = d.status.as_ref();
-    let conditions: Vec<Value> = st
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|c| json!([c.type_, c.status, c.reason, c.message]))
-        .collect();
     let v = json!({
         "object": object(d)?,
         "replicas": st.and_then(|s| s.replicas),
         "ready": st.and_then(|s| s.ready_replicas),
         "updated": st.and_then(|s| s.updated_replicas),
         "observed": st.and_then(|s| s.observed_generation),
-        "conditions": conditions,
+        "problem": deployment_problem(d),
     });
     Some(digest(&v))
 }
 
-fn containers(statuses: Option<&Vec<ContainerStatus>>) -> Vec<Value> {
-    statuses
-        .into_iter()
+/// Whether `pod` is a System's bare Pod (a controller reference to a System), not a Deployment's.
+pub fn is_bare(pod: &Pod) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
         .flatten()
-        .map(|c| {
-            let state = c.state.as_ref();
-            json!([
-                c.name,
-                c.ready,
-                c.restart_count,
-                state
-                    .and_then(|s| s.waiting.as_ref())
-                    .map(|w| (&w.reason, &w.message)),
-                state
-                    .and_then(|s| s.terminated.as_ref())
-                    .map(|t| (&t.reason, t.exit_code)),
-            ])
-        })
-        .collect()
+        .any(|r| r.controller == Some(true) && r.kind == "System")
 }
 
-/// Predicate of Pods: [`object`] and the status fields of readiness and failure.
+/// Predicate of Pods. A bare Pod: [`object`] (drift), phase, readiness and problems. A Deployment's Pod:
+/// only its problem (what the System's status shows of it; its readiness arrives through the
+/// Deployment), so a healthy Pod's scheduling, start and readiness wake nobody: [`QUIET`].
 pub fn pod(p: &Pod) -> Option<u64> {
+    let problem = pod_problem(p);
+    if !is_bare(p) {
+        return Some(match problem {
+            None => QUIET,
+            Some(pr) => digest(&json!(pr)),
+        });
+    }
     let st = p.status.as_ref();
-    let conditions: Vec<Value> = st
+    let ready = st
         .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|c| json!([c.type_, c.status, c.reason]))
-        .collect();
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     let v = json!({
         "object": object(p)?,
         "phase": st.and_then(|s| s.phase.as_ref()),
-        "reason": st.and_then(|s| s.reason.as_ref()),
-        "message": st.and_then(|s| s.message.as_ref()),
-        "conditions": conditions,
-        "init": containers(st.and_then(|s| s.init_container_statuses.as_ref())),
-        "containers": containers(st.and_then(|s| s.container_statuses.as_ref())),
+        "ready": ready,
+        "problem": problem,
     });
     Some(digest(&v))
 }
@@ -155,7 +143,7 @@ mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::DeploymentStatus;
     use k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateWaiting, PodCondition, PodStatus,
+        ContainerState, ContainerStateWaiting, ContainerStatus, PodCondition, PodStatus,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
     use k8s_openapi::jiff::Timestamp;
@@ -248,23 +236,28 @@ mod tests {
         assert_ne!(deployment(&rehashed), base, "the render hash");
     }
 
-    #[test]
-    fn a_pod_wakes_on_phase_readiness_and_waiting_reasons() {
-        let p: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "web-1", "namespace": "ns"},
+    fn pods() -> (Pod, Pod) {
+        let deployment_pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "namespace": "ns",
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                              "name": "web-1", "uid": "r", "controller": true}]},
             "spec": {"containers": [{"name": "c", "image": "nginx"}]},
         }))
         .unwrap();
-        let base = pod(&p);
-        let mut timestamps = p.clone();
-        timestamps.status = Some(PodStatus {
-            start_time: Some(Time(Timestamp::UNIX_EPOCH)),
-            ..Default::default()
-        });
-        assert_eq!(pod(&timestamps), base);
-        let mut running = p.clone();
-        running.status = Some(PodStatus {
+        let mut bare = deployment_pod.clone();
+        bare.metadata.owner_references.as_mut().unwrap()[0] = serde_json::from_value(json!(
+            {"apiVersion": "tycho.dev/v1alpha1", "kind": "System", "name": "web", "uid": "s",
+             "controller": true}
+        ))
+        .unwrap();
+        (deployment_pod, bare)
+    }
+
+    fn running(p: &Pod) -> Pod {
+        let mut p = p.clone();
+        p.status = Some(PodStatus {
             phase: Some("Running".into()),
+            start_time: Some(Time(Timestamp::UNIX_EPOCH)),
             conditions: Some(vec![PodCondition {
                 type_: "Ready".into(),
                 status: "True".into(),
@@ -272,9 +265,12 @@ mod tests {
             }]),
             ..Default::default()
         });
-        assert_ne!(pod(&running), base);
-        let mut crashing = running.clone();
-        crashing.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+        p
+    }
+
+    fn crashing(p: &Pod) -> Pod {
+        let mut p = running(p);
+        p.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
             name: "c".into(),
             restart_count: 3,
             state: Some(ContainerState {
@@ -286,6 +282,48 @@ mod tests {
             }),
             ..Default::default()
         }]);
-        assert_ne!(pod(&crashing), pod(&running));
+        p
+    }
+
+    #[test]
+    fn a_bare_pod_wakes_on_phase_readiness_and_problems() {
+        let (_, bare) = pods();
+        assert!(is_bare(&bare));
+        let base = pod(&bare);
+        let mut timestamps = bare.clone();
+        timestamps.status = Some(PodStatus {
+            start_time: Some(Time(Timestamp::UNIX_EPOCH)),
+            ..Default::default()
+        });
+        assert_eq!(pod(&timestamps), base, "timestamps wake nobody");
+        assert_ne!(pod(&running(&bare)), base);
+        assert_ne!(pod(&crashing(&bare)), pod(&running(&bare)));
+    }
+
+    #[test]
+    fn a_deployment_pod_is_quiet_until_it_has_a_problem() {
+        use kube::runtime::watcher::Event;
+        let (dp, _) = pods();
+        assert!(!is_bare(&dp));
+        assert_eq!(pod(&dp), Some(QUIET));
+        assert_eq!(pod(&running(&dp)), Some(QUIET));
+        assert_ne!(pod(&crashing(&dp)), Some(QUIET));
+        let mut f = DigestFilter::default();
+        assert!(
+            !f.admit(&Event::Apply(dp.clone()), pod),
+            "a healthy new Pod"
+        );
+        assert!(!f.admit(&Event::Apply(running(&dp)), pod), "it runs");
+        assert!(f.admit(&Event::Apply(crashing(&dp)), pod), "it crashes");
+        assert!(f.admit(&Event::Apply(running(&dp)), pod), "it recovers");
+        assert!(
+            !f.admit(&Event::Delete(running(&dp)), pod),
+            "a healthy Pod goes"
+        );
+        f.admit(&Event::Apply(crashing(&dp)), pod);
+        assert!(
+            f.admit(&Event::Delete(crashing(&dp)), pod),
+            "a crashing Pod goes"
+        );
     }
 }
