@@ -22,6 +22,7 @@ pub mod cache;
 mod collect;
 pub mod diff;
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod plan;
 mod reconcile;
@@ -42,7 +43,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
@@ -197,6 +198,120 @@ fn pod_mapper(pod: Pod) -> Option<ObjectRef<System>> {
     Some(ObjectRef::new(system).within(ns))
 }
 
+/// The Controller of one watched scope (a namespace, or the whole cluster) and the caches its watches
+/// fill: one watch per kind feeds both the reconcile triggers and the caches reconcile reads.
+fn watch_scope(
+    client: &Client,
+    ns: Option<&str>,
+    sessions: &Arc<Mutex<SessionTracker>>,
+    clock: &Arc<dyn Clock>,
+    concurrency: u16,
+    stop_rx: watch::Receiver<bool>,
+) -> (Controller<System>, cache::Caches) {
+    let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
+    let (systems, systems_events) = cache::reflect(
+        scoped::<System>(client, ns),
+        watcher::Config::default().any_semantic(),
+        cache::strip,
+    );
+    let (deployments, deployment_events) = cache::reflect_indexed(
+        scoped::<Deployment>(client, ns),
+        managed.clone(),
+        cache::strip,
+        triggers::deployment,
+    );
+    let (services, service_events) = cache::reflect_indexed(
+        scoped::<Service>(client, ns),
+        managed.clone(),
+        cache::strip,
+        triggers::object::<Service>,
+    );
+    let (config_maps, config_map_events) = cache::reflect_indexed(
+        scoped::<ConfigMap>(client, ns),
+        managed.clone(),
+        cache::strip,
+        triggers::object::<ConfigMap>,
+    );
+    let (pods, pod_events) = cache::reflect_indexed(
+        scoped::<Pod>(client, ns),
+        managed.clone(),
+        cache::slim_pod,
+        triggers::pod,
+    );
+    let (leases, lease_events) = cache::reflect(
+        scoped::<Lease>(client, ns),
+        watcher::Config::default(),
+        cache::strip,
+    );
+    let (claims, claim_events) = cache::reflect(
+        scoped::<PersistentVolumeClaim>(client, ns),
+        watcher::Config::default(),
+        cache::strip,
+    );
+    // A System wakes on its spec, labels, annotations and deletion, not on its own status writes.
+    let system_triggers = systems_events
+        .applied_objects()
+        .predicate_filter(triggers::system, Default::default());
+    let ctrl = Controller::for_stream(system_triggers, systems.clone())
+        .owns_stream(deployment_events)
+        .owns_stream(service_events)
+        .owns_stream(config_map_events)
+        .watches_stream(pod_events, pod_mapper)
+        .watches_stream(
+            lease_events.touched_objects(),
+            lease_mapper(systems.clone(), sessions.clone(), clock.clone()),
+        )
+        .watches_stream(
+            claim_events.touched_objects(),
+            claim_mapper(systems.clone()),
+        )
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(stopped(stop_rx));
+    let caches = cache::Caches {
+        namespace: ns.map(str::to_string),
+        systems,
+        deployments,
+        pods,
+        services,
+        config_maps,
+        leases,
+        claims,
+    };
+    (ctrl, caches)
+}
+
+/// Ready (`/readyz`) once the System CRD answers and every cache of every scope has synced.
+fn readiness(
+    probe: Api<System>,
+    caches: Vec<cache::Caches>,
+    ready: Arc<AtomicBool>,
+    stop_rx: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let mut stop = stop_rx;
+    tokio::spawn(async move {
+        let wait = async {
+            loop {
+                match probe.list(&ListParams::default().limit(1)).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(error = %e, "the System CRD (systems.tycho.dev) is not served yet; not ready");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+            }
+            for c in &caches {
+                c.wait_until_ready().await;
+            }
+            ready.store(true, Ordering::SeqCst);
+            info!("caches synced; ready");
+        };
+        tokio::select! {
+            () = wait => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    })
+}
+
 /// Run the controller until `shutdown` resolves (then finish running reconciles and return).
 ///
 /// Watches the namespaces of `config.namespaces` (cluster-wide when empty), serves metrics and health on
@@ -224,84 +339,21 @@ pub async fn run(
         scopes.push(None);
     }
 
-    let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     let mut controllers = Vec::new();
     let mut stores = Vec::new();
     let mut caches = Vec::new();
     for scope in &scopes {
-        let ns = scope.as_deref();
-        // One watch per kind and scope feeds both the reconcile triggers and the caches reconcile
-        // reads (see `cache`).
-        let (systems, systems_events) = cache::reflect(
-            scoped::<System>(&client, ns),
-            watcher::Config::default().any_semantic(),
-            cache::strip,
+        let (ctrl, scope_caches) = watch_scope(
+            &client,
+            scope.as_deref(),
+            &sessions,
+            &clock,
+            config.concurrency,
+            stop_rx.clone(),
         );
-        let (deployments, deployment_events) = cache::reflect_indexed(
-            scoped::<Deployment>(&client, ns),
-            managed.clone(),
-            cache::strip,
-            triggers::deployment,
-        );
-        let (services, service_events) = cache::reflect_indexed(
-            scoped::<Service>(&client, ns),
-            managed.clone(),
-            cache::strip,
-            triggers::object::<Service>,
-        );
-        let (config_maps, config_map_events) = cache::reflect_indexed(
-            scoped::<ConfigMap>(&client, ns),
-            managed.clone(),
-            cache::strip,
-            triggers::object::<ConfigMap>,
-        );
-        let (pods, pod_events) = cache::reflect_indexed(
-            scoped::<Pod>(&client, ns),
-            managed.clone(),
-            cache::slim_pod,
-            triggers::pod,
-        );
-        let (leases, lease_events) = cache::reflect(
-            scoped::<Lease>(&client, ns),
-            watcher::Config::default(),
-            cache::strip,
-        );
-        let (claims, claim_events) = cache::reflect(
-            scoped::<PersistentVolumeClaim>(&client, ns),
-            watcher::Config::default(),
-            cache::strip,
-        );
-        // A System wakes on its spec, labels, annotations and deletion, not on its own status writes.
-        let system_triggers = systems_events
-            .applied_objects()
-            .predicate_filter(triggers::system, Default::default());
-        let ctrl = Controller::for_stream(system_triggers, systems.clone())
-            .owns_stream(deployment_events)
-            .owns_stream(service_events)
-            .owns_stream(config_map_events)
-            .watches_stream(pod_events, pod_mapper)
-            .watches_stream(
-                lease_events.touched_objects(),
-                lease_mapper(systems.clone(), sessions.clone(), clock.clone()),
-            )
-            .watches_stream(
-                claim_events.touched_objects(),
-                claim_mapper(systems.clone()),
-            )
-            .with_config(controller::Config::default().concurrency(config.concurrency))
-            .graceful_shutdown_on(stopped(stop_rx.clone()));
         controllers.push(ctrl);
-        stores.push(systems.clone());
-        caches.push(cache::Caches {
-            namespace: scope.clone(),
-            systems,
-            deployments,
-            pods,
-            services,
-            config_maps,
-            leases,
-            claims,
-        });
+        stores.push(scope_caches.systems.clone());
+        caches.push(scope_caches);
     }
 
     // Health and metrics.
@@ -324,35 +376,12 @@ pub async fn run(
         }
         None => None,
     };
-    let readiness = {
-        let probe: Api<System> = scoped(&client, scopes.first().cloned().flatten().as_deref());
-        let caches = caches.clone();
-        let ready = ready.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let wait = async {
-                loop {
-                    match probe.list(&ListParams::default().limit(1)).await {
-                        Ok(_) => break,
-                        Err(e) => {
-                            warn!(error = %e, "the System CRD (systems.tycho.dev) is not served yet; not ready");
-                            tokio::time::sleep(Duration::from_secs(5)).await;
-                        }
-                    }
-                }
-                for c in &caches {
-                    c.wait_until_ready().await;
-                }
-                ready.store(true, Ordering::SeqCst);
-                info!("caches synced; ready");
-            };
-            tokio::select! {
-                () = wait => {}
-                _ = stop.wait_for(|s| *s) => {}
-            }
-        })
-    };
-
+    let readiness = readiness(
+        scoped(&client, scopes.first().cloned().flatten().as_deref()),
+        caches.clone(),
+        ready.clone(),
+        stop_rx.clone(),
+    );
     let reporter = Reporter {
         controller: FIELD_MANAGER.to_string(),
         instance: config.instance.clone(),
@@ -364,7 +393,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         renderer,
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: events::Publisher::new(client.clone(), reporter),
         metrics: metrics.clone(),
         sessions,
         backoffs: Mutex::new(Backoffs::new(config.backoff)),

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -47,7 +47,7 @@ const REPLACE_REQUEUE: Duration = Duration::from_secs(2);
 pub(crate) struct Context {
     pub client: Client,
     pub renderer: Renderer,
-    pub recorder: Recorder,
+    pub recorder: super::events::Publisher,
     pub metrics: Arc<Metrics>,
     pub sessions: Arc<Mutex<SessionTracker>>,
     pub backoffs: Mutex<Backoffs<(String, String)>>,
@@ -219,175 +219,71 @@ fn until(now: Timestamp, then: Timestamp) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+/// The identity of a System, which the API server always sets.
+struct Ids {
+    name: String,
+    ns: String,
+    uid: String,
+}
+
+impl Ids {
+    fn of(system: &System) -> Result<Ids, ControllerError> {
+        let m = &system.metadata;
+        Ok(Ids {
+            name: m
+                .name
+                .clone()
+                .ok_or(ControllerError::MissingMetadata("name"))?,
+            ns: m
+                .namespace
+                .clone()
+                .ok_or(ControllerError::MissingMetadata("namespace"))?,
+            uid: m
+                .uid
+                .clone()
+                .ok_or(ControllerError::MissingMetadata("uid"))?,
+        })
+    }
+}
+
+/// The pipeline: lifetime and session gate → validate → render → plan → act → Events → status.
 async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action, ControllerError> {
     if system.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let name = system
-        .metadata
-        .name
-        .clone()
-        .ok_or(ControllerError::MissingMetadata("name"))?;
-    let ns = system
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(ControllerError::MissingMetadata("namespace"))?;
-    let uid = system
-        .metadata
-        .uid
-        .clone()
-        .ok_or(ControllerError::MissingMetadata("uid"))?;
-
-    // Lifetime.
+    let ids = Ids::of(system)?;
     let lifetime = lifetime_of(system);
     if let Some(deadline) = lifetime
         && ctx.clock.now() >= deadline
     {
-        collect::lifetime(system, &ns, &name, deadline, ctx).await?;
+        collect::lifetime(system, &ids.ns, &ids.name, deadline, ctx).await?;
         return Ok(Action::await_change());
     }
-    let mut next_deadline = lifetime;
-
-    // Session.
-    let session = match &system.spec.session {
-        None => SessionStatus::None,
-        Some(lease_name) => {
-            let key = LeaseKey::new(&ns, lease_name);
-            let lease =
-                Caches::get(&ctx.caches(&ns)?.leases, &ns, lease_name).map(|l| l.as_ref().clone());
-            let now = ctx.clock.now();
-            let mut state = {
-                let mut tracker = lock(&ctx.sessions);
-                match &lease {
-                    Some(l) => tracker.observe(&key, &LeaseView::from_lease(l), now),
-                    None => tracker.observe_missing(&key, now),
-                }
-            };
-            if state == SessionState::Missing && had_valid_session(system) {
-                // It ran under this Lease before (e.g. the Lease was deleted while we were down).
-                state = SessionState::Deleted { noticed_at: now };
-            }
-            match state {
-                SessionState::Active { expires_at } => {
-                    next_deadline = Some(next_deadline.map_or(expires_at, |d| d.min(expires_at)));
-                    SessionStatus::Active
-                }
-                SessionState::Missing => {
-                    let status = compute_status(
-                        &StatusInput {
-                            system,
-                            outcome: Outcome::NotStarted,
-                            session: &SessionStatus::Missing,
-                            expires_at: lifetime,
-                            node_address: None,
-                            now,
-                        },
-                        system.status.as_ref(),
-                    );
-                    if write_status(system, &status, ctx).await? {
-                        event(
-                            ctx,
-                            system,
-                            EventType::Warning,
-                            "SessionNotFound",
-                            "Start",
-                            format!(
-                                "spec.session: Lease {lease_name} does not exist in namespace {ns}; the System does not start until it does"
-                            ),
-                        )
-                        .await;
-                    }
-                    // The Lease's creation triggers a reconcile (watched).
-                    return Ok(Action::await_change());
-                }
-                ended => {
-                    // Collected by its own workers, outside the reconcile limit: a burst of
-                    // expiries does not wait behind reconciles, nor hold them up.
-                    collect::spawn_session(ctx, key, lease, ended);
-                    return Ok(Action::await_change());
-                }
-            }
-        }
+    let Gate::Proceed { session, deadline } = session_gate(system, &ids, lifetime, ctx).await?
+    else {
+        return Ok(Action::await_change());
+    };
+    let next_deadline = match (lifetime, deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     };
 
-    // Validate, check claims, render.
     tycho_model::validate::validate(system).map_err(ControllerError::InvalidSpec)?;
-    check_claims(system, &ns, ctx.caches(&ns)?)?;
+    let caches = ctx.caches(&ids.ns)?;
+    check_claims(system, &ids.ns, caches)?;
     let rendered = ctx.renderer.render(system).map_err(|e| match e {
         RenderError::Invalid(fields) => ControllerError::InvalidSpec(fields),
         other => ControllerError::RenderFailed(other),
     })?;
+    let live = live_children(caches, &ids.ns, &ids.name);
+    let plan = plan::plan(rendered, &live, &ids.uid, system.spec.paused)?;
+    let applied = carry_out(ctx, &ids, plan).await?;
+    announce(ctx, system, &applied.changes).await;
 
-    // Plan against the cached children, then carry the plan out.
-    let live = live_children(ctx.caches(&ns)?, &ns, &name);
-    let plan = plan::plan(rendered, &live, &uid, system.spec.paused)?;
-    let mut changes = Changes::default();
-    if let Some(step) = plan.config_map {
-        act(ctx, &ns, step, "ConfigMap", &mut changes).await?;
-    }
-    let applied_svc = match plan.service {
-        Some(step) => Some(act(ctx, &ns, step, "Service", &mut changes).await?),
-        None => None,
-    };
-    let (applied_deploy, applied_pod, requeue_soon) = match plan.workload {
-        WorkloadStep::Deployment(step) => (
-            Some(act(ctx, &ns, *step, "Deployment", &mut changes).await?),
-            None,
-            false,
-        ),
-        WorkloadStep::Pod(step) => {
-            let pod = act_pod(ctx, &ns, &uid, *step, &mut changes).await?;
-            let wait = pod.is_none();
-            (None, pod, wait)
-        }
-        WorkloadStep::ReplacePod(pod) => {
-            delete_child(ctx, &ns, "Pod", &pod).await?;
-            changes.replaced.push(format!("Pod {pod}"));
-            (None, None, true)
-        }
-        WorkloadStep::PodTerminating(_) => (None, None, true),
-        WorkloadStep::None => (None, None, false),
-    };
-    for p in &plan.prune {
-        delete_child(ctx, &ns, p.kind, &p.name).await?;
-        info!(kind = p.kind, child = %p.name, "pruned");
-        changes.pruned.push(format!("{} {}", p.kind, p.name));
-    }
-
-    // Events for what changed.
-    for (reason, what) in [
-        ("Created", &changes.created),
-        ("Updated", &changes.updated),
-        ("DriftCorrected", &changes.restored),
-        ("Replaced", &changes.replaced),
-        ("Pruned", &changes.pruned),
-    ] {
-        if !what.is_empty() {
-            let verb = match reason {
-                "Created" => "created",
-                "Updated" => "updated to the current spec",
-                "DriftCorrected" => "restored after an outside change",
-                "Replaced" => "deleted for replacement (a Pod's spec cannot change in place)",
-                _ => "deleted (no longer rendered)",
-            };
-            event(
-                ctx,
-                system,
-                EventType::Normal,
-                reason,
-                "Apply",
-                format!("{verb}: {}", what.join(", ")),
-            )
-            .await;
-        }
-    }
-
-    // Status.
-    let workload = match (&applied_deploy, system.spec.workload) {
+    let workload = match (&applied.deployment, system.spec.workload) {
         (Some(d), _) => AppliedWorkload::Deployment(d),
         (None, Workload::Pod) | (None, Workload::Deployment) => {
-            AppliedWorkload::Pod(applied_pod.as_ref())
+            AppliedWorkload::Pod(applied.pod.as_ref())
         }
     };
     let node_address = node_address(ctx).await;
@@ -396,7 +292,7 @@ async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action,
             system,
             outcome: Outcome::Applied {
                 workload,
-                service: applied_svc.as_ref(),
+                service: applied.service.as_ref(),
                 pods: &live.pods,
             },
             session: &session,
@@ -409,36 +305,202 @@ async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action,
     let was_ready = system.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready);
     if write_status(system, &status, ctx).await? && !was_ready && status.phase == Some(Phase::Ready)
     {
-        let urls: Vec<String> = status
-            .endpoints
-            .iter()
-            .map(|e| match (&e.url, e.node_port) {
-                (Some(u), _) => format!("{}:{} at {u}", e.container, e.port),
-                (None, Some(np)) => format!("{}:{} on node port {np}", e.container, e.port),
-                (None, None) => format!("{}:{}", e.container, e.port),
-            })
-            .collect();
-        let note = if urls.is_empty() {
-            format!("{} ready", status.ready.clone().unwrap_or_default())
-        } else {
-            format!(
-                "{} ready; {}",
-                status.ready.clone().unwrap_or_default(),
-                urls.join(", ")
-            )
-        };
-        event(ctx, system, EventType::Normal, "Ready", "Status", note).await;
+        event(
+            ctx,
+            system,
+            EventType::Normal,
+            "Ready",
+            "Status",
+            ready_note(&status),
+        )
+        .await;
     }
 
-    let now = ctx.clock.now();
     let mut after = ctx.resync;
     if let Some(deadline) = next_deadline {
-        after = after.min(until(now, deadline));
+        after = after.min(until(ctx.clock.now(), deadline));
     }
-    if requeue_soon {
+    if applied.requeue_soon {
         after = after.min(REPLACE_REQUEUE);
     }
     Ok(Action::requeue(after))
+}
+
+/// Whether a reconcile goes on past the session check.
+enum Gate {
+    /// Go on, with this session status and the session's expiry (if any) to requeue at.
+    Proceed {
+        session: SessionStatus,
+        deadline: Option<Timestamp>,
+    },
+    /// Stop here: the session is missing (status and Warning written) or ended (collection started).
+    Stop,
+}
+
+/// Judge the System's session from the cached Lease: active, missing (a status and a Warning, nothing
+/// started), or ended (handed to the collection workers, outside the reconcile limit, so a burst of
+/// expiries neither waits behind reconciles nor holds them up).
+async fn session_gate(
+    system: &System,
+    ids: &Ids,
+    lifetime: Option<Timestamp>,
+    ctx: &Arc<Context>,
+) -> Result<Gate, ControllerError> {
+    let Some(lease_name) = &system.spec.session else {
+        return Ok(Gate::Proceed {
+            session: SessionStatus::None,
+            deadline: None,
+        });
+    };
+    let ns = &ids.ns;
+    let key = LeaseKey::new(ns, lease_name);
+    let lease = Caches::get(&ctx.caches(ns)?.leases, ns, lease_name).map(|l| l.as_ref().clone());
+    let now = ctx.clock.now();
+    let mut state = {
+        let mut tracker = lock(&ctx.sessions);
+        match &lease {
+            Some(l) => tracker.observe(&key, &LeaseView::from_lease(l), now),
+            None => tracker.observe_missing(&key, now),
+        }
+    };
+    if state == SessionState::Missing && had_valid_session(system) {
+        // It ran under this Lease before (e.g. the Lease was deleted while we were down).
+        state = SessionState::Deleted { noticed_at: now };
+    }
+    match state {
+        SessionState::Active { expires_at } => Ok(Gate::Proceed {
+            session: SessionStatus::Active,
+            deadline: Some(expires_at),
+        }),
+        SessionState::Missing => {
+            let input = StatusInput {
+                system,
+                outcome: Outcome::NotStarted,
+                session: &SessionStatus::Missing,
+                expires_at: lifetime,
+                node_address: None,
+                now,
+            };
+            let status = compute_status(&input, system.status.as_ref());
+            if write_status(system, &status, ctx).await? {
+                let note = format!(
+                    "spec.session: Lease {lease_name} does not exist in namespace {ns}; the System does not start until it does"
+                );
+                event(
+                    ctx,
+                    system,
+                    EventType::Warning,
+                    "SessionNotFound",
+                    "Start",
+                    note,
+                )
+                .await;
+            }
+            // The Lease's creation triggers a reconcile (watched).
+            Ok(Gate::Stop)
+        }
+        ended => {
+            collect::spawn_session(ctx, key, lease, ended);
+            Ok(Gate::Stop)
+        }
+    }
+}
+
+/// What carrying out a plan left: the children as the API server has them, and what changed.
+struct Applied {
+    service: Option<Service>,
+    deployment: Option<Deployment>,
+    pod: Option<Pod>,
+    /// A bare Pod is being replaced: look again soon.
+    requeue_soon: bool,
+    changes: Changes,
+}
+
+/// Carry out a plan: ConfigMap, Service, the workload, then the prunes.
+async fn carry_out(ctx: &Context, ids: &Ids, plan: plan::Plan) -> Result<Applied, ControllerError> {
+    let ns = &ids.ns;
+    let mut changes = Changes::default();
+    if let Some(step) = plan.config_map {
+        act(ctx, ns, step, "ConfigMap", &mut changes).await?;
+    }
+    let service = match plan.service {
+        Some(step) => Some(act(ctx, ns, step, "Service", &mut changes).await?),
+        None => None,
+    };
+    let (deployment, pod, requeue_soon) = match plan.workload {
+        WorkloadStep::Deployment(step) => (
+            Some(act(ctx, ns, *step, "Deployment", &mut changes).await?),
+            None,
+            false,
+        ),
+        WorkloadStep::Pod(step) => {
+            let pod = act_pod(ctx, ns, &ids.uid, *step, &mut changes).await?;
+            let wait = pod.is_none();
+            (None, pod, wait)
+        }
+        WorkloadStep::ReplacePod(pod) => {
+            delete_child(ctx, ns, "Pod", &pod).await?;
+            changes.replaced.push(format!("Pod {pod}"));
+            (None, None, true)
+        }
+        WorkloadStep::PodTerminating(_) => (None, None, true),
+        WorkloadStep::None => (None, None, false),
+    };
+    for p in &plan.prune {
+        delete_child(ctx, ns, p.kind, &p.name).await?;
+        info!(kind = p.kind, child = %p.name, "pruned");
+        changes.pruned.push(format!("{} {}", p.kind, p.name));
+    }
+    Ok(Applied {
+        service,
+        deployment,
+        pod,
+        requeue_soon,
+        changes,
+    })
+}
+
+/// One Normal Event for each kind of change a reconcile made.
+async fn announce(ctx: &Context, system: &System, changes: &Changes) {
+    for (reason, what, verb) in [
+        ("Created", &changes.created, "created"),
+        ("Updated", &changes.updated, "updated to the current spec"),
+        (
+            "DriftCorrected",
+            &changes.restored,
+            "restored after an outside change",
+        ),
+        (
+            "Replaced",
+            &changes.replaced,
+            "deleted for replacement (a Pod's spec cannot change in place)",
+        ),
+        ("Pruned", &changes.pruned, "deleted (no longer rendered)"),
+    ] {
+        if !what.is_empty() {
+            let note = format!("{verb}: {}", what.join(", "));
+            event(ctx, system, EventType::Normal, reason, "Apply", note).await;
+        }
+    }
+}
+
+/// The note of the Ready Event: how many are ready, and where to reach them.
+fn ready_note(status: &SystemStatus) -> String {
+    let ready = status.ready.clone().unwrap_or_default();
+    let urls: Vec<String> = status
+        .endpoints
+        .iter()
+        .map(|e| match (&e.url, e.node_port) {
+            (Some(u), _) => format!("{}:{} at {u}", e.container, e.port),
+            (None, Some(np)) => format!("{}:{} on node port {np}", e.container, e.port),
+            (None, None) => format!("{}:{}", e.container, e.port),
+        })
+        .collect();
+    if urls.is_empty() {
+        format!("{ready} ready")
+    } else {
+        format!("{ready} ready; {}", urls.join(", "))
+    }
 }
 
 /// Children of one System as the caches have them (label-indexed).
