@@ -137,6 +137,31 @@ async fn create_gives_owned_children_and_a_ready_status_with_node_ports() {
         phase(s) == Some(Phase::Ready)
     })
     .await;
+    if let Some(requests) = c.controller_requests() {
+        // What one System costs the API server on its way to Ready (the benchmark's cold start is bound
+        // by it: see docs/benchmarks.md).
+        let mut writes: Vec<String> = requests
+            .iter()
+            .filter(|r| is_write(r))
+            .map(|r| {
+                format!(
+                    "{} {}{}",
+                    r.verb,
+                    r.resource,
+                    if r.subresource.is_empty() {
+                        String::new()
+                    } else {
+                        format!("/{}", r.subresource)
+                    }
+                )
+            })
+            .collect();
+        writes.sort();
+        eprintln!(
+            "MEASURE writes from create to Ready: {} {writes:?}",
+            writes.len()
+        );
+    }
     let st = sys.status.clone().unwrap();
     assert_eq!(st.ready.as_deref(), Some("1/1"));
     assert_eq!((st.ready_replicas, st.replicas), (1, 1));

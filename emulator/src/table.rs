@@ -188,10 +188,14 @@ fn containers(o: &Value, field: &str) -> String {
     )
 }
 
-/// Column definitions and a cell builder for a built-in kind.
 /// Builds the cells of one row.
 type CellFn = fn(&Value) -> Vec<Value>;
 
+/// Column definitions and a cell builder for a built-in kind.
+///
+/// Long on purpose: it is a table, one arm per kind, each the columns `kubectl get` prints for that kind
+/// (as kube-apiserver's printers define them) beside the closure that fills them, so a kind's columns and
+/// cells are read and changed together.
 fn builtin_columns(info: &ResourceInfo) -> (Vec<Value>, CellFn) {
     let ag = age_col;
     match (info.group.as_str(), info.kind.as_str()) {

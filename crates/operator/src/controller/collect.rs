@@ -7,7 +7,7 @@
 //! Lease first (later renewals resurrect nothing), then the Systems, then the Lease, and the Events last
 //! (they do not delay a deletion).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,8 +22,9 @@ use tracing::{info, warn};
 use tycho_model::System;
 
 use super::FIELD_MANAGER;
+use super::cache::Caches;
 use super::error::{ControllerError, api_code};
-use super::reconcile::{Context, event, lock};
+use super::reconcile::{Context, event, lock, until};
 use super::session::{LeaseKey, LeaseView, SessionState};
 use super::status::format_time;
 
@@ -36,6 +37,8 @@ const ATTEMPTS: u32 = 8;
 pub(crate) struct Collector {
     permits: Semaphore,
     in_flight: Mutex<HashSet<LeaseKey>>,
+    /// The expiry timer of each active session: the instant it is set for.
+    timers: Mutex<HashMap<LeaseKey, Timestamp>>,
 }
 
 impl Default for Collector {
@@ -43,8 +46,59 @@ impl Default for Collector {
         Collector {
             permits: Semaphore::new(COLLECT_CONCURRENCY),
             in_flight: Mutex::new(HashSet::new()),
+            timers: Mutex::new(HashMap::new()),
         }
     }
+}
+
+/// Make sure the session `key` is judged again at `expires_at`, by a timer of its own rather than through
+/// the reconcile queue (where a thousand Systems requeued for the same instant would wait their turn).
+/// When it fires the session is judged from the cached Lease: still active (renewed) → a timer for the
+/// new expiry; ended → collected. One timer a session: an earlier one already set re-judges first.
+pub(crate) fn watch_expiry(ctx: &Arc<Context>, key: LeaseKey, expires_at: Timestamp) {
+    {
+        let mut timers = lock(&ctx.collector.timers);
+        if timers.get(&key).is_some_and(|t| *t <= expires_at) {
+            return;
+        }
+        timers.insert(key.clone(), expires_at);
+    }
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        // At least 1 ms, so that a judgement at the very instant cannot spin.
+        let wait = until(ctx.clock.now(), expires_at).max(Duration::from_millis(1));
+        let mut stop = ctx.stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            // A stopped controller's caches no longer follow the Leases: judge nothing from them.
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        {
+            let mut timers = lock(&ctx.collector.timers);
+            if timers.get(&key) == Some(&expires_at) {
+                timers.remove(&key);
+            }
+        }
+        let Some(caches) = ctx.caches.iter().find(|c| c.covers(&key.namespace)) else {
+            return;
+        };
+        let lease =
+            Caches::get(&caches.leases, &key.namespace, &key.name).map(|l| l.as_ref().clone());
+        let now = ctx.clock.now();
+        let state = {
+            let mut tracker = lock(&ctx.sessions);
+            match &lease {
+                Some(l) => tracker.observe(&key, &LeaseView::from_lease(l), now),
+                None => tracker.observe_missing(&key, now),
+            }
+        };
+        match state {
+            SessionState::Active { expires_at } => watch_expiry(&ctx, key, expires_at),
+            // Judged by the reconcile of a System naming it (which knows whether it ran under it).
+            SessionState::Missing => {}
+            ended => spawn_session(&ctx, key, lease, ended),
+        }
+    });
 }
 
 /// Start collecting the session `key` (unless its collection already runs) and return at once.
@@ -62,6 +116,9 @@ pub(crate) fn spawn_session(
         let _permit = ctx.collector.permits.acquire().await.ok();
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=ATTEMPTS {
+            if *ctx.stop.borrow() {
+                break;
+            }
             match session(&key, lease.as_ref(), state, &ctx).await {
                 Ok(()) => break,
                 Err(e) => {

@@ -403,6 +403,7 @@ pub async fn run(
         resync: config.resync,
         permits: (config.concurrency > 0).then(|| Semaphore::new(usize::from(config.concurrency))),
         collector: collect::Collector::default(),
+        stop: stop_rx.clone(),
     });
 
     tokio::spawn(async move {

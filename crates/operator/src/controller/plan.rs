@@ -117,7 +117,8 @@ pub struct Live {
     pub config_maps: Vec<ConfigMap>,
 }
 
-fn to_json<T: Serialize>(
+/// `value` as JSON, or a serialization error naming the object.
+pub(super) fn to_json<T: Serialize>(
     value: &T,
     kind: &'static str,
     name: &str,

@@ -57,6 +57,8 @@ pub(crate) struct Context {
     pub resync: Duration,
     pub permits: Option<Semaphore>,
     pub collector: Collector,
+    /// Set when the controller stops: tasks it spawned (collection, expiry timers) end with it.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Cached node address for endpoint URLs.
@@ -214,7 +216,8 @@ fn had_valid_session(system: &System) -> bool {
     })
 }
 
-fn until(now: Timestamp, then: Timestamp) -> Duration {
+/// How long from `now` until `then` (zero when it has passed).
+pub(super) fn until(now: Timestamp, then: Timestamp) -> Duration {
     let ms = then.as_millisecond().saturating_sub(now.as_millisecond());
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
@@ -368,10 +371,13 @@ async fn session_gate(
         state = SessionState::Deleted { noticed_at: now };
     }
     match state {
-        SessionState::Active { expires_at } => Ok(Gate::Proceed {
-            session: SessionStatus::Active,
-            deadline: Some(expires_at),
-        }),
+        SessionState::Active { expires_at } => {
+            collect::watch_expiry(ctx, key, expires_at);
+            Ok(Gate::Proceed {
+                session: SessionStatus::Active,
+                deadline: Some(expires_at),
+            })
+        }
         SessionState::Missing => {
             let input = StatusInput {
                 system,
@@ -523,18 +529,6 @@ struct Changes {
     pruned: Vec<String>,
 }
 
-fn serialize<T: Serialize>(
-    value: &T,
-    kind: &'static str,
-    name: &str,
-) -> Result<serde_json::Value, ControllerError> {
-    serde_json::to_value(value).map_err(|source| ControllerError::Serialize {
-        kind,
-        name: name.to_string(),
-        source,
-    })
-}
-
 /// Carry out one child's step: keep it, or apply it with forced server-side apply. Returns the object
 /// as the API server has it.
 async fn act<K>(
@@ -660,7 +654,7 @@ async fn write_status(
     }
     let (ns, name) = key_of(system);
     let api: Api<System> = Api::namespaced(ctx.client.clone(), &ns);
-    let body = serialize(
+    let body = plan::to_json(
         &status_patch(status).map_err(|source| ControllerError::Serialize {
             kind: "System",
             name: name.clone(),
