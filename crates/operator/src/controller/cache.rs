@@ -44,6 +44,20 @@ pub fn strip<K: Resource>(obj: &mut K) {
     }
 }
 
+/// Slim a Lease without losing what the session logic reads: of `managedFields` only the time of each
+/// entry stays (the API server's own write time judges a Lease seen for the first time, e.g. after a
+/// restart; see `session::LeaseView`), not the field sets.
+pub fn slim_lease(lease: &mut Lease) {
+    if let Some(a) = lease.metadata.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
+    if let Some(entries) = lease.metadata.managed_fields.as_mut() {
+        for e in entries.iter_mut() {
+            e.fields_v1 = None;
+        }
+    }
+}
+
 /// [`strip`] a Pod, and keep of it only what reconciling reads: a Deployment's Pod loses its spec (only
 /// its problems are read), every Pod's status keeps its phase, reason, message, conditions and the
 /// name, readiness, restarts and state of its containers.
@@ -277,6 +291,8 @@ pub struct Caches {
     pub leases: Store<Lease>,
     /// PersistentVolumeClaims (volumes).
     pub claims: Store<PersistentVolumeClaim>,
+    /// Set once every store above has received its first complete list.
+    pub synced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Caches {
@@ -291,6 +307,18 @@ impl Caches {
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + 'static,
     {
         store.get(&ObjectRef::new(name).within(ns))
+    }
+
+    /// Wait until every store of this scope has received its first complete list (at once after that).
+    /// kube-runtime starts reconciling when the Systems store is ready; a reconcile that ran before the
+    /// children's stores were would take every child for missing and apply it again.
+    pub async fn synced(&self) {
+        use std::sync::atomic::Ordering;
+        if self.synced.load(Ordering::Acquire) {
+            return;
+        }
+        self.wait_until_ready().await;
+        self.synced.store(true, Ordering::Release);
     }
 
     /// Whether every store of this scope has received its first complete list.
@@ -365,6 +393,32 @@ mod tests {
         assert_eq!(i.names("ns", "a"), vec!["old"]);
         i.apply(&watcher::Event::<ConfigMap>::InitDone);
         assert_eq!(i.names("ns", "a"), vec!["new"]);
+    }
+
+    #[test]
+    fn a_slim_lease_keeps_the_write_times_the_session_logic_reads() {
+        use super::super::session::LeaseView;
+        let mut lease: Lease = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s", "namespace": "ns", "managedFields": [
+                {"manager": "client", "operation": "Update", "time": "2026-12-06T10:00:00Z",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:renewTime": {}}}},
+                {"manager": "client", "operation": "Update", "time": "2026-12-06T10:00:05Z",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"holderIdentity": "me", "leaseDurationSeconds": 10},
+        }))
+        .unwrap();
+        let before = LeaseView::from_lease(&lease);
+        slim_lease(&mut lease);
+        assert!(before.last_write.is_some());
+        assert_eq!(LeaseView::from_lease(&lease), before);
+        assert!(
+            lease
+                .metadata
+                .managed_fields
+                .unwrap()
+                .iter()
+                .all(|e| e.fields_v1.is_none())
+        );
     }
 
     #[test]

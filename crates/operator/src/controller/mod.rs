@@ -241,7 +241,7 @@ fn watch_scope(
     let (leases, lease_events) = cache::reflect(
         scoped::<Lease>(client, ns),
         watcher::Config::default(),
-        cache::strip,
+        cache::slim_lease,
     );
     let (claims, claim_events) = cache::reflect(
         scoped::<PersistentVolumeClaim>(client, ns),
@@ -276,6 +276,7 @@ fn watch_scope(
         config_maps,
         leases,
         claims,
+        synced: Arc::default(),
     };
     (ctrl, caches)
 }

@@ -255,6 +255,7 @@ async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action,
         return Ok(Action::await_change());
     }
     let ids = Ids::of(system)?;
+    ctx.caches(&ids.ns)?.synced().await;
     let lifetime = lifetime_of(system);
     if let Some(deadline) = lifetime
         && ctx.clock.now() >= deadline
