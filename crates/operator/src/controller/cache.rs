@@ -90,9 +90,12 @@ pub fn slim_pod(pod: &mut Pod) {
     });
 }
 
-/// Names of objects by `(namespace, value of the tycho.dev/system label)`, kept from watch events.
-#[derive(Debug, Default)]
-pub struct LabelIndex {
+/// Names of objects by `(namespace, key)`, kept from watch events, where an object's keys come from a
+/// function of it: the `tycho.dev/system` label of a child ([`LabelIndex::new`]), or the session and the
+/// claims a System names ([`LabelIndex::by`]). Finding the objects of a key is a map lookup, not a scan.
+#[derive(Debug)]
+pub struct LabelIndex<K> {
+    keys: fn(&K) -> Vec<String>,
     live: Entries,
     /// Entries gathered since `Init`, swapped in at `InitDone` (as the reflector's store does).
     relisting: Option<Entries>,
@@ -100,49 +103,91 @@ pub struct LabelIndex {
 
 #[derive(Debug, Default)]
 struct Entries {
-    /// `(namespace, system)` → names.
-    by_system: HashMap<(String, String), BTreeSet<String>>,
-    /// `(namespace, name)` → system, to move an object whose label changed.
-    system_of: HashMap<(String, String), String>,
+    /// `(namespace, key)` → names.
+    by_key: HashMap<(String, String), BTreeSet<String>>,
+    /// `(namespace, name)` → keys, to move an object whose keys changed.
+    keys_of: HashMap<(String, String), Vec<String>>,
 }
 
 impl Entries {
     fn remove(&mut self, ns: &str, name: &str) {
-        let key = (ns.to_string(), name.to_string());
-        if let Some(system) = self.system_of.remove(&key) {
-            let group = (key.0, system);
-            if let Some(names) = self.by_system.get_mut(&group) {
+        let Some(keys) = self.keys_of.remove(&(ns.to_string(), name.to_string())) else {
+            return;
+        };
+        for key in keys {
+            let group = (ns.to_string(), key);
+            if let Some(names) = self.by_key.get_mut(&group) {
                 names.remove(name);
                 if names.is_empty() {
-                    self.by_system.remove(&group);
+                    self.by_key.remove(&group);
                 }
             }
         }
     }
 
-    fn upsert<K: Resource>(&mut self, obj: &K) {
+    fn upsert<K: Resource>(&mut self, obj: &K, keys: Vec<String>) {
         let meta = obj.meta();
         let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
             return;
         };
         self.remove(ns, name);
-        let Some(system) = meta.labels.as_ref().and_then(|l| l.get(LABEL_SYSTEM)) else {
+        if keys.is_empty() {
             return;
-        };
-        self.system_of
-            .insert((ns.to_string(), name.to_string()), system.clone());
-        self.by_system
-            .entry((ns.to_string(), system.clone()))
-            .or_default()
-            .insert(name.to_string());
+        }
+        for key in &keys {
+            self.by_key
+                .entry((ns.to_string(), key.clone()))
+                .or_default()
+                .insert(name.to_string());
+        }
+        self.keys_of
+            .insert((ns.to_string(), name.to_string()), keys);
     }
 }
 
-impl LabelIndex {
+/// The `tycho.dev/system` label of an object, as its one key.
+fn system_label<K: Resource>(obj: &K) -> Vec<String> {
+    obj.meta()
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_SYSTEM))
+        .cloned()
+        .into_iter()
+        .collect()
+}
+
+/// The session a System names, as its one key.
+pub fn session_of(s: &System) -> Vec<String> {
+    s.spec.session.iter().cloned().collect()
+}
+
+/// The claims a System mounts.
+pub fn claims_of(s: &System) -> Vec<String> {
+    let mut c: Vec<String> = s.spec.volumes.iter().map(|v| v.claim.clone()).collect();
+    c.sort();
+    c.dedup();
+    c
+}
+
+impl<K: Resource> LabelIndex<K> {
+    /// An index by the `tycho.dev/system` label.
+    pub fn new() -> Self {
+        Self::by(system_label::<K>)
+    }
+
+    /// An index by the keys `keys` gives an object.
+    pub fn by(keys: fn(&K) -> Vec<String>) -> Self {
+        LabelIndex {
+            keys,
+            live: Entries::default(),
+            relisting: None,
+        }
+    }
+
     /// Fold one watch event into the index.
-    pub fn apply<K: Resource>(&mut self, event: &watcher::Event<K>) {
+    pub fn apply(&mut self, event: &watcher::Event<K>) {
         match event {
-            watcher::Event::Apply(obj) => self.live.upsert(obj),
+            watcher::Event::Apply(obj) => self.live.upsert(obj, (self.keys)(obj)),
             watcher::Event::Delete(obj) => {
                 let meta = obj.meta();
                 if let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) {
@@ -151,9 +196,10 @@ impl LabelIndex {
             }
             watcher::Event::Init => self.relisting = Some(Entries::default()),
             watcher::Event::InitApply(obj) => {
+                let keys = (self.keys)(obj);
                 self.relisting
                     .get_or_insert_with(Entries::default)
-                    .upsert(obj);
+                    .upsert(obj, keys);
             }
             watcher::Event::InitDone => {
                 if let Some(entries) = self.relisting.take() {
@@ -163,14 +209,35 @@ impl LabelIndex {
         }
     }
 
-    /// Names of the objects in `ns` labelled `tycho.dev/system=system`, in order.
-    pub fn names(&self, ns: &str, system: &str) -> Vec<String> {
+    /// Names of the objects in `ns` with key `key`, in order.
+    pub fn names(&self, ns: &str, key: &str) -> Vec<String> {
         self.live
-            .by_system
-            .get(&(ns.to_string(), system.to_string()))
+            .by_key
+            .get(&(ns.to_string(), key.to_string()))
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     }
+}
+
+impl<K: Resource> Default for LabelIndex<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Read `index` whether or not a writer panicked while holding it.
+fn read<K>(index: &RwLock<LabelIndex<K>>) -> std::sync::RwLockReadGuard<'_, LabelIndex<K>> {
+    index
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Fold `event` into `index` whether or not a writer panicked while holding it.
+fn write<K: Resource>(index: &RwLock<LabelIndex<K>>, event: &watcher::Event<K>) {
+    index
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .apply(event);
 }
 
 /// A store and the label index kept beside it.
@@ -178,7 +245,7 @@ pub struct Indexed<K: Resource<DynamicType = ()> + 'static> {
     /// The objects.
     pub store: Store<K>,
     /// Their names by System.
-    pub index: Arc<RwLock<LabelIndex>>,
+    pub index: Arc<RwLock<LabelIndex<K>>>,
 }
 
 impl<K> Clone for Indexed<K>
@@ -199,11 +266,8 @@ where
 {
     /// The cached objects of `ns` labelled for `system`, ordered by name.
     pub fn of_system(&self, ns: &str, system: &str) -> Vec<K> {
-        let names = match self.index.read() {
-            Ok(i) => i.names(ns, system),
-            Err(poisoned) => poisoned.into_inner().names(ns, system),
-        };
-        names
+        read(&self.index)
+            .names(ns, system)
             .iter()
             .filter_map(|n| self.store.get(&ObjectRef::new(n).within(ns)))
             .map(|o| o.as_ref().clone())
@@ -259,14 +323,11 @@ where
         + 'static,
 {
     let (store, stream) = reflect(api, config, slim);
-    let index = Arc::new(RwLock::new(LabelIndex::default()));
+    let index = Arc::new(RwLock::new(LabelIndex::new()));
     let writer = index.clone();
     let mut filter = DigestFilter::default();
     let stream = stream
-        .inspect_ok(move |event| match writer.write() {
-            Ok(mut i) => i.apply(event),
-            Err(poisoned) => poisoned.into_inner().apply(event),
-        })
+        .inspect_ok(move |event| write(&writer, event))
         .try_filter(move |event| std::future::ready(filter.admit(event, digest)))
         .touched_objects();
     (Indexed { store, index }, stream)
@@ -279,6 +340,10 @@ pub struct Caches {
     pub namespace: Option<String>,
     /// Systems.
     pub systems: Store<System>,
+    /// Systems by the session they name.
+    pub by_session: Arc<RwLock<LabelIndex<System>>>,
+    /// Systems by the claims they mount.
+    pub by_claim: Arc<RwLock<LabelIndex<System>>>,
     /// Deployments labelled as Tycho's.
     pub deployments: Indexed<Deployment>,
     /// Pods labelled as Tycho's.
@@ -296,6 +361,33 @@ pub struct Caches {
 }
 
 impl Caches {
+    /// A stream of System events that keeps [`Caches::by_session`] and [`Caches::by_claim`] (given
+    /// empty) up to date.
+    pub fn index_systems(
+        by_session: Arc<RwLock<LabelIndex<System>>>,
+        by_claim: Arc<RwLock<LabelIndex<System>>>,
+        events: impl Stream<Item = Result<watcher::Event<System>, watcher::Error>> + Send + 'static,
+    ) -> impl Stream<Item = Result<watcher::Event<System>, watcher::Error>> + Send + 'static {
+        events.inspect_ok(move |event| {
+            write(&by_session, event);
+            write(&by_claim, event);
+        })
+    }
+
+    /// The cached Systems of `ns` that `index` files under `key`, by name.
+    pub fn systems_under(
+        systems: &Store<System>,
+        index: &RwLock<LabelIndex<System>>,
+        ns: &str,
+        key: &str,
+    ) -> Vec<Arc<System>> {
+        read(index)
+            .names(ns, key)
+            .iter()
+            .filter_map(|n| systems.get(&ObjectRef::new(n).within(ns)))
+            .collect()
+    }
+
     /// Whether this scope covers namespace `ns`.
     pub fn covers(&self, ns: &str) -> bool {
         self.namespace.as_deref().is_none_or(|n| n == ns)
@@ -367,7 +459,7 @@ mod tests {
 
     #[test]
     fn applies_moves_and_deletes() {
-        let mut i = LabelIndex::default();
+        let mut i = LabelIndex::<ConfigMap>::new();
         i.apply(&watcher::Event::Apply(cm("a-files", Some("a"))));
         i.apply(&watcher::Event::Apply(cm("b-files", Some("b"))));
         i.apply(&watcher::Event::Apply(cm("x", Some("a"))));
@@ -384,8 +476,49 @@ mod tests {
     }
 
     #[test]
+    fn systems_are_indexed_by_session_and_by_every_claim_they_mount() {
+        let sys = |name: &str, session: Option<&str>, claims: &[&str]| -> System {
+            let volumes: Vec<serde_json::Value> = claims
+                .iter()
+                .map(|c| serde_json::json!({"claim": c, "mountPath": format!("/{c}"), "container": "c"}))
+                .collect();
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "tycho.dev/v1alpha1", "kind": "System",
+                "metadata": {"name": name, "namespace": "ns"},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}],
+                         "session": session, "volumes": volumes},
+            }))
+            .unwrap()
+        };
+        let mut by_session = LabelIndex::by(session_of);
+        let mut by_claim = LabelIndex::by(claims_of);
+        for e in [
+            watcher::Event::Apply(sys("a", Some("s1"), &["data", "home"])),
+            watcher::Event::Apply(sys("b", Some("s1"), &["data"])),
+            watcher::Event::Apply(sys("c", None, &[])),
+        ] {
+            by_session.apply(&e);
+            by_claim.apply(&e);
+        }
+        assert_eq!(by_session.names("ns", "s1"), vec!["a", "b"]);
+        assert_eq!(by_claim.names("ns", "data"), vec!["a", "b"]);
+        assert_eq!(by_claim.names("ns", "home"), vec!["a"]);
+        // a drops a claim and changes session; b goes.
+        let moved = watcher::Event::Apply(sys("a", Some("s2"), &["home"]));
+        by_session.apply(&moved);
+        by_claim.apply(&moved);
+        let gone = watcher::Event::Delete(sys("b", Some("s1"), &["data"]));
+        by_session.apply(&gone);
+        by_claim.apply(&gone);
+        assert!(by_session.names("ns", "s1").is_empty());
+        assert_eq!(by_session.names("ns", "s2"), vec!["a"]);
+        assert!(by_claim.names("ns", "data").is_empty());
+        assert_eq!(by_claim.names("ns", "home"), vec!["a"]);
+    }
+
+    #[test]
     fn a_relist_swaps_atomically_at_init_done() {
-        let mut i = LabelIndex::default();
+        let mut i = LabelIndex::<ConfigMap>::new();
         i.apply(&watcher::Event::Apply(cm("old", Some("a"))));
         i.apply(&watcher::Event::<ConfigMap>::Init);
         i.apply(&watcher::Event::InitApply(cm("new", Some("a"))));

@@ -136,21 +136,13 @@ pub(crate) fn spawn_session(
     });
 }
 
-/// Systems (in any cache) that name the session `key`.
+/// Systems (in the cache of the scope that watches it) that name the session `key`: an index lookup.
 fn systems_of_session(ctx: &Context, key: &LeaseKey) -> Vec<Arc<System>> {
-    let mut out: Vec<Arc<System>> = ctx
-        .caches
+    ctx.caches
         .iter()
-        .flat_map(|c| {
-            c.systems.state_filter(|s| {
-                s.metadata.namespace.as_deref() == Some(key.namespace.as_str())
-                    && s.spec.session.as_deref() == Some(key.name.as_str())
-            })
-        })
-        .collect();
-    out.sort_by_key(|s| s.name_any());
-    out.dedup_by_key(|s| s.name_any());
-    out
+        .find(|c| c.covers(&key.namespace))
+        .map(|c| Caches::systems_under(&c.systems, &c.by_session, &key.namespace, &key.name))
+        .unwrap_or_default()
 }
 
 /// Mark the Lease collected (terminal), unless it already is. Optimistic concurrency: a renewal racing

@@ -33,7 +33,7 @@ pub mod triggers;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -52,6 +52,8 @@ use tokio::sync::{Semaphore, watch};
 use tracing::{debug, info, warn};
 
 pub use error::ControllerError;
+
+use self::cache::{Caches, LabelIndex};
 
 use crate::render::{RenderSettings, Renderer};
 use tycho_model::{LABEL_MANAGED_BY, LABEL_SYSTEM, MANAGED_BY, System};
@@ -126,6 +128,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// Maps a Lease event to the Systems naming it, recording the sighting for the session logic.
 fn lease_mapper(
     store: Store<System>,
+    by_session: Arc<RwLock<LabelIndex<System>>>,
     sessions: Arc<Mutex<SessionTracker>>,
     clock: Arc<dyn Clock>,
 ) -> impl Fn(Lease) -> Vec<ObjectRef<System>> + Send + Sync + 'static {
@@ -136,11 +139,8 @@ fn lease_mapper(
         ) else {
             return Vec::new();
         };
-        let refs: Vec<ObjectRef<System>> = store
-            .state_filter(|s| {
-                s.metadata.namespace.as_deref() == Some(ns.as_str())
-                    && s.spec.session.as_deref() == Some(name.as_str())
-            })
+        // An index lookup, not a scan: every Lease event comes here, node heartbeats included.
+        let refs: Vec<ObjectRef<System>> = Caches::systems_under(&store, &by_session, &ns, &name)
             .iter()
             .map(|s| ObjectRef::from_obj(s.as_ref()))
             .collect();
@@ -171,19 +171,16 @@ fn lease_mapper(
 /// Maps a PersistentVolumeClaim event to the Systems mounting it (so a claim created late starts them).
 fn claim_mapper(
     store: Store<System>,
+    by_claim: Arc<RwLock<LabelIndex<System>>>,
 ) -> impl Fn(PersistentVolumeClaim) -> Vec<ObjectRef<System>> + Send + Sync {
     move |claim: PersistentVolumeClaim| {
         let (Some(ns), Some(name)) = (
-            claim.metadata.namespace.clone(),
-            claim.metadata.name.clone(),
+            claim.metadata.namespace.as_deref(),
+            claim.metadata.name.as_deref(),
         ) else {
             return Vec::new();
         };
-        store
-            .state_filter(|s| {
-                s.metadata.namespace.as_deref() == Some(ns.as_str())
-                    && s.spec.volumes.iter().any(|v| v.claim == name)
-            })
+        Caches::systems_under(&store, &by_claim, ns, name)
             .iter()
             .map(|s| ObjectRef::from_obj(s.as_ref()))
             .collect()
@@ -249,6 +246,10 @@ fn watch_scope(
         cache::strip,
     );
     // A System wakes on its spec, labels, annotations and deletion, not on its own status writes.
+    let by_session = Arc::new(RwLock::new(LabelIndex::by(cache::session_of)));
+    let by_claim = Arc::new(RwLock::new(LabelIndex::by(cache::claims_of)));
+    let systems_events =
+        Caches::index_systems(by_session.clone(), by_claim.clone(), systems_events);
     let system_triggers = systems_events
         .applied_objects()
         .predicate_filter(triggers::system, Default::default());
@@ -259,11 +260,16 @@ fn watch_scope(
         .watches_stream(pod_events, pod_mapper)
         .watches_stream(
             lease_events.touched_objects(),
-            lease_mapper(systems.clone(), sessions.clone(), clock.clone()),
+            lease_mapper(
+                systems.clone(),
+                by_session.clone(),
+                sessions.clone(),
+                clock.clone(),
+            ),
         )
         .watches_stream(
             claim_events.touched_objects(),
-            claim_mapper(systems.clone()),
+            claim_mapper(systems.clone(), by_claim.clone()),
         )
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stopped(stop_rx));
@@ -276,6 +282,8 @@ fn watch_scope(
         config_maps,
         leases,
         claims,
+        by_session,
+        by_claim,
         synced: Arc::default(),
     };
     (ctrl, caches)
@@ -301,7 +309,7 @@ fn readiness(
                 }
             }
             for c in &caches {
-                c.wait_until_ready().await;
+                c.synced().await;
             }
             ready.store(true, Ordering::SeqCst);
             info!("caches synced; ready");
