@@ -21,6 +21,9 @@ pub const VERBS: [&str; 8] = [
     "watch",
 ];
 
+/// The verbs of a review resource (`TokenReview`): created, answered and never stored.
+pub const REVIEW_VERBS: [&str; 1] = ["create"];
+
 /// What a custom resource's CRD says about one served version.
 #[derive(Debug, Clone)]
 pub struct CustomInfo {
@@ -92,6 +95,23 @@ impl ResourceInfo {
             return (String::new(), "events".into());
         }
         (self.group.clone(), self.plural.clone())
+    }
+
+    /// Whether objects of this resource are stored: false for a review (`TokenReview`), which
+    /// is answered and forgotten, and serves `create` alone.
+    pub fn persisted(&self) -> bool {
+        !(self.custom.is_none()
+            && self.group == "authentication.k8s.io"
+            && self.kind == "TokenReview")
+    }
+
+    /// The verbs the resource serves: [`VERBS`], or [`REVIEW_VERBS`] for a review.
+    pub fn verbs(&self) -> &'static [&'static str] {
+        if self.persisted() {
+            &VERBS
+        } else {
+            &REVIEW_VERBS
+        }
     }
 
     /// Whether this is the events.k8s.io/v1 view of core Events.
@@ -335,6 +355,18 @@ const BUILTINS: &[B] = &[
         version: "v1",
         kind: "ClusterRoleBinding",
         plural: "clusterrolebindings",
+        namespaced: false,
+        short: &[],
+        cats: &[],
+        status: false,
+        generation: false,
+        return_obj: false,
+    },
+    B {
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "TokenReview",
+        plural: "tokenreviews",
         namespaced: false,
         short: &[],
         cats: &[],
@@ -659,7 +691,9 @@ fn diff_keys(input: &Value, back: &Value, path: &str, out: &mut Vec<String>) {
 /// Decodes a built-in object into its k8s-openapi type. Returns the paths of fields the type does
 /// not know (`spec.foo`), or the decoding error when the body does not fit the type.
 pub fn typed_unknown_fields(group: &str, kind: &str, obj: &Value) -> Result<Vec<String>, String> {
-    use k8s_openapi::api::{apps, coordination, core, events, networking, policy, rbac};
+    use k8s_openapi::api::{
+        apps, authentication, coordination, core, events, networking, policy, rbac,
+    };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
     match (group, kind) {
         ("", "Namespace") => roundtrip::<core::v1::Namespace>(obj),
@@ -683,6 +717,9 @@ pub fn typed_unknown_fields(group: &str, kind: &str, obj: &Value) -> Result<Vec<
         ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(obj),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
             roundtrip::<rbac::v1::ClusterRoleBinding>(obj)
+        }
+        ("authentication.k8s.io", "TokenReview") => {
+            roundtrip::<authentication::v1::TokenReview>(obj)
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             roundtrip::<apiext::CustomResourceDefinition>(obj)

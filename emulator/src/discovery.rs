@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::builtin::{Registry, ResourceInfo, VERBS};
+use crate::builtin::{Registry, ResourceInfo};
 
 /// The `/version` body: v1.32.0 (which pins kubectl 1.32 through gcloud's dispatcher).
 pub fn version() -> Value {
@@ -88,7 +88,7 @@ fn resource_entry(i: &ResourceInfo) -> Value {
         "singularName": i.singular,
         "namespaced": i.namespaced,
         "kind": i.kind,
-        "verbs": VERBS,
+        "verbs": i.verbs(),
     });
     if !i.short_names.is_empty() {
         e["shortNames"] = json!(i.short_names);
@@ -189,7 +189,7 @@ pub fn aggregated(reg: &Registry, core: bool, api_version: &str) -> Value {
                                 "responseKind": {"group": i.group, "version": i.version, "kind": i.kind},
                                 "scope": if i.namespaced { "Namespaced" } else { "Cluster" },
                                 "singularResource": i.singular,
-                                "verbs": VERBS,
+                                "verbs": i.verbs(),
                             });
                             if !i.short_names.is_empty() {
                                 r["shortNames"] = json!(i.short_names);

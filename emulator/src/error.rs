@@ -28,6 +28,14 @@ pub enum EmulatorError {
     /// The simulated cluster's settings are invalid (quantities, GPU node count).
     #[error("{0}")]
     Config(String),
+    /// A static token file (`--token-auth-file` format) could not be read.
+    #[error("token file, line {line}: {message}")]
+    TokenFile {
+        /// The (1-based) line of the record at fault.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A kube client for the simulated cluster could not be built.
     #[error("cannot build a kube client for {url}: {message}")]
     Client {

@@ -217,6 +217,16 @@ pub struct RequestRecord {
     pub user_agent: String,
     /// HTTP status code of the response.
     pub code: u16,
+    /// The `Impersonate-User` header, or "" (recorded, not enforced: the emulator acts on no
+    /// identity).
+    #[serde(default)]
+    pub impersonate_user: String,
+    /// Every `Impersonate-Group` header, in order.
+    #[serde(default)]
+    pub impersonate_groups: Vec<String>,
+    /// The `Impersonate-Uid` header, or "".
+    #[serde(default)]
+    pub impersonate_uid: String,
 }
 
 /// The request log.

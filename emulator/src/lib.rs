@@ -4,6 +4,15 @@
 //! It stands in for kube-apiserver, kube-controller-manager (Deployment, ReplicaSet, garbage
 //! collector), kube-scheduler and the kubelet. It is not a container runtime.
 //!
+//! **Identity.** The emulator authorizes every request (no RBAC authorizer: as kube-apiserver's
+//! `--authorization-mode=AlwaysAllow`; RBAC objects are stored and validated, never consulted).
+//! It authenticates no request either: credentials are not checked, and the impersonation
+//! headers (`Impersonate-User`, `Impersonate-Group`, `Impersonate-Uid`) are recorded in the
+//! request log ([`RequestRecord`]) but not enforced. Bearer tokens are authenticated only
+//! through `TokenReview` (`POST /apis/authentication.k8s.io/v1/tokenreviews`), against static
+//! tokens ([`EmulatorConfig::tokens`], [`Emulator::add_token`], [`StaticToken::parse_file`] for
+//! kube-apiserver's `--token-auth-file` format); see [`auth`] for its answers.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), tycho_emulator::EmulatorError> {
 //! let emu = tycho_emulator::Emulator::start(tycho_emulator::EmulatorConfig::default()).await?;
@@ -13,6 +22,7 @@
 //! ```
 
 pub mod alloc;
+pub mod auth;
 pub mod builtin;
 pub mod discovery;
 pub mod error;
@@ -39,6 +49,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub use auth::StaticToken;
 pub use error::{ApiError, EmulatorError};
 pub use faults::{ErrorRule, FaultSpec, Faults, RequestRecord};
 
@@ -69,6 +80,9 @@ pub struct EmulatorConfig {
     pub watch_history: usize,
     /// Whether to run the simulated cluster (nodes, controllers, scheduler, kubelet).
     pub simulate: bool,
+    /// Static bearer tokens, as kube-apiserver's `--token-auth-file` (read one with
+    /// [`StaticToken::parse_file`]): what `TokenReview` authenticates (default: none).
+    pub tokens: Vec<StaticToken>,
 }
 
 impl Default for EmulatorConfig {
@@ -84,6 +98,7 @@ impl Default for EmulatorConfig {
             kubeconfig_path: None,
             watch_history: 10_000,
             simulate: true,
+            tokens: Vec::new(),
         }
     }
 }
@@ -137,6 +152,9 @@ impl Emulator {
             shutdown_rx.clone(),
             addr.to_string(),
         ));
+        for t in &cfg.tokens {
+            state.tokens.add(t.clone());
+        }
         state.bootstrap().map_err(|e| EmulatorError::Client {
             url: url.clone(),
             message: format!("bootstrap: {e}"),
@@ -230,6 +248,12 @@ impl Emulator {
     /// kube-apiserver's `--event-ttl` (default [`server::DEFAULT_EVENT_TTL`], 1 h).
     pub fn set_event_ttl(&self, ttl: Duration) {
         self.state.set_event_ttl(ttl);
+    }
+
+    /// Adds a static bearer token that `TokenReview` authenticates from now on (replacing a
+    /// known one with the same token; an empty token is ignored, as kube-apiserver skips it).
+    pub fn add_token(&self, token: StaticToken) {
+        self.state.tokens.add(token);
     }
 
     /// The object store (for white-box tests and benchmarks).

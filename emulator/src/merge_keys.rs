@@ -112,6 +112,8 @@ struct Node {
     list: Option<ListSchema>,
     /// `x-kubernetes-map-type: atomic` / `+structType=atomic`: owned and replaced as one value.
     atomic: bool,
+    /// A struct (a Go struct field, not a map): never a member of a field set of its own.
+    structure: bool,
     fields: BTreeMap<String, Node>,
     /// Schema of the values of a map with arbitrary keys (`additionalProperties`).
     additional: Option<Box<Node>>,
@@ -120,6 +122,7 @@ struct Node {
 static EMPTY: Node = Node {
     list: None,
     atomic: false,
+    structure: false,
     fields: BTreeMap::new(),
     additional: None,
 };
@@ -164,6 +167,12 @@ impl<'a> SchemaNode<'a> {
     /// True for `x-kubernetes-map-type: atomic` maps and `+structType=atomic` structs.
     pub fn is_atomic_map(self) -> bool {
         self.node.atomic
+    }
+
+    /// True for a field declared a struct ([`MergeSchema::set_struct`]): managedFields record
+    /// its fields but not the struct itself (no `.` entry), as for Go structs.
+    pub fn is_struct(self) -> bool {
+        self.node.structure
     }
 
     /// True when `name` is a key of a map with arbitrary keys (`additionalProperties`) rather
@@ -215,6 +224,11 @@ impl MergeSchema {
     /// Declares an atomic map or struct at `path`.
     pub fn set_atomic(&mut self, path: &str) {
         self.node_mut(path).atomic = true;
+    }
+
+    /// Declares a struct at `path` (see [`SchemaNode::is_struct`]).
+    pub fn set_struct(&mut self, path: &str) {
+        self.node_mut(path).structure = true;
     }
 
     /// Merge keys / list types of built-in kinds, as in the Go types' `patchMergeKey` /
@@ -314,6 +328,11 @@ impl MergeSchema {
                 s.set_list("spec.names.categories", ListSchema::atomic());
                 s.conditions("status.conditions");
                 s.set_list("status.storedVersions", ListSchema::atomic());
+            }
+            ("authentication.k8s.io", "TokenReview") => {
+                for f in ["spec", "status", "status.user"] {
+                    s.set_struct(f);
+                }
             }
             ("policy", "PodDisruptionBudget") => {
                 s.set_atomic("spec.selector");

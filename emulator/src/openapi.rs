@@ -1,7 +1,8 @@
 //! OpenAPI v3: the `/openapi/v3` index and one document per group/version. Every kind's item
 //! path carries a PATCH operation with `x-kubernetes-group-version-kind` and a `fieldValidation`
 //! query parameter — what kubectl's query-param verifier looks for before sending
-//! `fieldValidation=Strict` — and custom resources' structural schemas are published in
+//! `fieldValidation=Strict` (a review, which has no item path, carries it on its collection) —
+//! and custom resources' structural schemas are published in
 //! `components.schemas`. `/openapi/v2` is not served (404), as kubectl 1.32 tolerates.
 
 use serde_json::{Map, Value, json};
@@ -104,19 +105,31 @@ pub fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
                 format!("{prefix}/{}/{{name}}", i.plural),
             )
         };
-        paths.insert(
-            coll,
-            json!({"get": op(i, "list", "list"), "post": op(i, "post", "create")}),
-        );
-        paths.insert(
-            item.clone(),
-            json!({
-                "get": op(i, "get", "read"),
-                "put": op(i, "put", "replace"),
-                "patch": op(i, "patch", "patch"),
-                "delete": op(i, "delete", "delete"),
-            }),
-        );
+        if i.persisted() {
+            paths.insert(
+                coll,
+                json!({"get": op(i, "list", "list"), "post": op(i, "post", "create")}),
+            );
+            paths.insert(
+                item.clone(),
+                json!({
+                    "get": op(i, "get", "read"),
+                    "put": op(i, "put", "replace"),
+                    "patch": op(i, "patch", "patch"),
+                    "delete": op(i, "delete", "delete"),
+                }),
+            );
+        } else {
+            // A review: POST to the collection only. kube-apiserver's document has no PATCH
+            // for it either, and kubectl's query-param verifier then falls back to
+            // `/openapi/v2`, which the emulator does not serve (kubectl fails with "failed to
+            // download openapi"): the PATCH operation here is for the verifier alone (a PATCH
+            // is answered 405), so that kubectl sends `fieldValidation=Strict` instead.
+            paths.insert(
+                coll,
+                json!({"post": op(i, "post", "create"), "patch": op(i, "patch", "patch")}),
+            );
+        }
         if i.status_subresource {
             paths.insert(
                 format!("{item}/status"),

@@ -318,7 +318,8 @@ type Entries = BTreeMap<Path, Option<Value>>;
 
 /// `ToFieldSet` of a value at a field position, recording leaf values for comparison. With
 /// `containers`, non-empty maps and structs are members too (what `Compare` reports when a
-/// whole map appears or disappears, hence the `.` of maps in Update managers' sets).
+/// whole map appears or disappears, hence the `.` of maps in Update managers' sets), except
+/// fields the schema declares structs.
 fn field_entries(
     v: &Value,
     node: SchemaNode<'_>,
@@ -329,7 +330,7 @@ fn field_entries(
 ) -> Result<(), SsaError> {
     match v {
         Value::Object(m) if !node.is_atomic_map() && !m.is_empty() => {
-            if map_key || containers {
+            if map_key || (containers && !node.is_struct()) {
                 out.insert(path.clone(), None);
             }
             for (k, cv) in m {

@@ -93,6 +93,11 @@ impl<'a> Call<'a> {
         })
     }
 
+    /// Whether the resource stores its objects (false for a review, which serves POST alone).
+    pub(super) fn persisted(&self) -> bool {
+        self.info.persisted()
+    }
+
     fn decoded_body(&self) -> Result<Value, ApiError> {
         decode_body(&self.content_type, self.body)
     }
@@ -186,6 +191,13 @@ pub(super) fn create(c: &mut Call<'_>) -> Result<Response, ApiError> {
     let ns = Some(c.ns).filter(|n| !n.is_empty());
     let created = c.st.create_object(&c.info, ns, obj, &mut c.ctx)?;
     Ok(c.respond(&created, StatusCode::CREATED))
+}
+
+/// POST of a review (`TokenReview`): answered, not stored.
+pub(super) fn review(c: &mut Call<'_>) -> Result<Response, ApiError> {
+    let obj = c.decoded_body()?;
+    let answered = c.st.review_token(&c.info, obj, &mut c.ctx)?;
+    Ok(c.respond(&answered, StatusCode::CREATED))
 }
 
 /// POST `pods/{name}/binding`.

@@ -141,6 +141,22 @@ fn kubelet_target(path: &str) -> Option<(String, String, String)> {
     }
 }
 
+/// The impersonation headers of a request: `Impersonate-User`, every `Impersonate-Group`,
+/// `Impersonate-Uid` ("" and none when absent).
+fn impersonation(headers: &HeaderMap) -> (String, Vec<String>, String) {
+    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let one = |name: &str| headers.get(name).map(text).unwrap_or_default();
+    (
+        one("impersonate-user"),
+        headers
+            .get_all("impersonate-group")
+            .iter()
+            .map(text)
+            .collect(),
+        one("impersonate-uid"),
+    )
+}
+
 fn user_agent(headers: &HeaderMap) -> String {
     headers
         .get(header::USER_AGENT)
@@ -157,6 +173,7 @@ async fn entry(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let path = parts.uri.path().to_string();
     let q = Q::parse(&parts.uri);
     let ua = user_agent(&parts.headers);
+    let (impersonate_user, impersonate_groups, impersonate_uid) = impersonation(&parts.headers);
     if path.starts_with("/emulator/") {
         let bytes = to_bytes(body, MAX_BODY).await.unwrap_or_default();
         return admin(&st, &parts.method, &path, &bytes);
@@ -199,6 +216,9 @@ async fn entry(State(st): State<Arc<AppState>>, req: Request) -> Response {
         path,
         user_agent: ua,
         code: resp.status().as_u16(),
+        impersonate_user,
+        impersonate_groups,
+        impersonate_uid,
     });
     resp
 }
@@ -210,6 +230,7 @@ async fn kubelet(
     req: Request,
 ) -> Response {
     let ua = user_agent(req.headers());
+    let (impersonate_user, impersonate_groups, impersonate_uid) = impersonation(req.headers());
     let path = req.uri().path().to_string();
     let verb = if *req.method() == Method::GET {
         "get"
@@ -231,6 +252,9 @@ async fn kubelet(
         path,
         user_agent: ua,
         code: resp.status().as_u16(),
+        impersonate_user,
+        impersonate_groups,
+        impersonate_uid,
     });
     resp
 }
@@ -288,6 +312,16 @@ fn dispatch(st: &AppState, req: &Incoming<'_>) -> Result<Response, ApiError> {
     }
     let mut call = Call::new(st, &reg, req)?;
     let (name, sub) = (req.ri.name.is_empty(), call.sub);
+    if !call.persisted() {
+        // A review serves POST to its collection; its objects have no path.
+        return match (req.method.clone(), name) {
+            (Method::POST, true) => handlers::review(&mut call),
+            (_, true) => Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            )),
+            (_, false) => Err(ApiError::no_route()),
+        };
+    }
     match (req.method.clone(), name) {
         (Method::GET, true) if req.q.flag("watch") => handlers::watch(&call),
         (Method::GET, true) => handlers::list(&call),

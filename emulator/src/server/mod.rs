@@ -10,7 +10,8 @@
 //! - [`encoding`]: request body decoding and output formats (JSON, Table,
 //!   PartialObjectMetadata), responses;
 //! - `list_watch`: list with selectors and paging, watch;
-//! - `subresource`: `pods/binding` and `*/scale`.
+//! - `subresource`: `pods/binding` and `*/scale`;
+//! - `review`: `TokenReview`, answered from [`crate::auth`] and never stored.
 //!
 //! Label and field selectors are parsed and matched by [`crate::selector`].
 
@@ -33,6 +34,7 @@ pub mod http;
 mod list_watch;
 mod object;
 mod patch;
+mod review;
 mod subresource;
 mod update;
 
@@ -61,6 +63,8 @@ pub struct AppState {
     /// The simulated kubelet serving `pods/{log,exec,portforward}` (set at start).
     pub kubelet: std::sync::OnceLock<crate::kubelet::Kubelet>,
     event_ttl: Mutex<std::time::Duration>,
+    /// The static bearer tokens `TokenReview` authenticates.
+    pub tokens: crate::auth::Tokens,
 }
 
 /// How long an Event lives after its last write: kube-apiserver's `--event-ttl` default.
@@ -168,6 +172,7 @@ impl AppState {
             crd_lock: Mutex::new(()),
             kubelet: std::sync::OnceLock::new(),
             event_ttl: Mutex::new(DEFAULT_EVENT_TTL),
+            tokens: crate::auth::Tokens::default(),
         }
     }
 
