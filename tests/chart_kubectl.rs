@@ -110,7 +110,7 @@ async fn rendered_chart_applies_with_kubectl_and_rolls_out() {
         );
 
         // Every values case, one after the other, as successive `helm upgrade`s of one release would.
-        for case in ["default", "namespaced", "existing-sa", "ha"] {
+        for case in ["default", "namespaced", "existing-sa", "ha", "api"] {
             let file = root().join(format!("tests/chart/snapshots/{case}.yaml"));
             let out = ok(
                 kc,

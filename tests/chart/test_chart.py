@@ -1,7 +1,8 @@
 """Checks of charts/tycho with no cluster: Helm's own engine renders and lints the chart with the default
 values and every file under tests/chart/values/, every object is validated against the Kubernetes 1.33
-schemas (strict), the RBAC rules are exactly what Tycho uses, the pod meets Pod Security "restricted",
-values.schema.json rejects bad values, and the committed snapshots and CRD copy have not drifted.
+schemas (strict), the RBAC rules are exactly what Tycho uses (and the optional HTTP API: TokenReviews and
+impersonation only), the pods meet Pod Security "restricted", values.schema.json rejects bad values, and the
+committed snapshots and CRD copy have not drifted.
 
 Run: python -m pytest tests/chart   (UPDATE_SNAPSHOTS=1 rewrites tests/chart/snapshots/).
 """
@@ -37,6 +38,20 @@ def one(objs, kind):
     found = by_kind(objs, kind)
     assert len(found) == 1, f"expected one {kind}, found {len(found)}"
     return found[0]
+
+
+def is_api(obj):
+    """An object of the HTTP API (api.enabled), told apart by its component label."""
+    return (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "api"
+
+
+def operator_objects(objs):
+    """The operator's objects: everything but the API's."""
+    return [o for o in objs if not is_api(o)]
+
+
+def api_objects(objs):
+    return [o for o in objs if is_api(o)]
 
 
 # --- Helm lint and schema validation of every rendered object
@@ -96,18 +111,21 @@ def test_snapshot_matches(case):
 # --- The Deployment
 
 def container(objs):
-    deploy = one(objs, "Deployment")
+    """The operator's Deployment, pod spec and container."""
+    deploy = one(operator_objects(objs), "Deployment")
     return deploy, deploy["spec"]["template"]["spec"], deploy["spec"]["template"]["spec"]["containers"][0]
 
 
 def test_pod_meets_pod_security_restricted(case):
     name, _, _, objs = case
-    _, pod, c = container(objs)
-    assert chartlib.pod_security_violations(pod) == [], name
-    sc = c["securityContext"]
-    assert sc["readOnlyRootFilesystem"] is True
-    assert sc["runAsUser"] == 65532 and pod["securityContext"]["runAsUser"] == 65532
-    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    for deploy in by_kind(objs, "Deployment"):  # the operator's, and the API's when enabled
+        pod = deploy["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        assert chartlib.pod_security_violations(pod) == [], (name, deploy["metadata"]["name"])
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["runAsUser"] == 65532 and pod["securityContext"]["runAsUser"] == 65532
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
 
 
 def test_pod_security_checker_catches_violations():
@@ -172,6 +190,7 @@ def test_template_override_changes_roll_the_pods():
 def test_optional_objects(case):
     name, values, _, objs = case
     merged = chartlib_merged(values)
+    objs = operator_objects(objs)
     assert bool(by_kind(objs, "PodDisruptionBudget")) == merged["podDisruptionBudget"]["enabled"]
     assert bool(by_kind(objs, "NetworkPolicy")) == merged["networkPolicy"]["enabled"]
     assert bool(by_kind(objs, "ServiceMonitor")) == merged["metrics"]["serviceMonitor"]["enabled"]
@@ -241,6 +260,7 @@ def test_rbac_has_no_wildcards(case):
 def test_rbac_grants_exactly_what_tycho_uses(case):
     name, values, _, objs = case
     merged = chartlib_merged(values)
+    objs = operator_objects(objs)
     if not merged["rbac"]["create"]:
         assert not by_kind(objs, "ClusterRole")
         return
@@ -273,9 +293,9 @@ def test_leader_election_lease_is_permitted(case):
     merged = chartlib_merged(values)
     if not merged["leaderElection"]["enabled"] or not merged["rbac"]["create"]:
         return
-    _, _, c = container(objs)
+    _, pod, c = container(objs)
     lease = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--leader-elect-lease-name=")][0]
-    sa = one(objs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+    sa = pod["serviceAccountName"]
     policy = Policy.for_service_account(objs, chartlib.NAMESPACE, sa)
     ns = chartlib.NAMESPACE
     for verb in ("get", "update", "patch"):
@@ -332,6 +352,215 @@ def test_rbac_checker_finds_missing_permissions():
     ]
 
 
+# --- The HTTP API (api.enabled): its own Deployment, Service, ServiceAccount and least-privilege ClusterRole
+
+API_TLS = {"api": {"enabled": True, "tls": {"secretName": "tycho-api-tls"}}}
+API_PLAIN = {"api": {"enabled": True, "plainHttp": True}}
+
+# Authenticate callers (TokenReview), then act as them (impersonation). Nothing else: no get/list anywhere.
+API_RULES = {
+    ("authentication.k8s.io", "tokenreviews"): {"create"},
+    ("", "users"): {"impersonate"},
+    ("", "groups"): {"impersonate"},
+    ("", "serviceaccounts"): {"impersonate"},
+    ("authentication.k8s.io", "uids"): {"impersonate"},
+}
+
+
+def api_container(objs):
+    deploy = one(api_objects(objs), "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["api"]
+    return deploy, pod, pod["containers"][0]
+
+
+def test_api_is_disabled_by_default():
+    assert chartlib_merged({})["api"]["enabled"] is False
+    objs = chartlib.objects(chartlib.render())
+    assert api_objects(objs) == []
+    assert not [o for o in objs if o["metadata"]["name"].endswith("-api")]
+    assert len(by_kind(objs, "Deployment")) == 1
+    assert "HTTP API" not in chartlib.render()["tycho/templates/NOTES.txt"]
+
+
+def test_api_objects_follow_the_values(case):
+    name, values, _, objs = case
+    merged = chartlib_merged(values)
+    api = api_objects(objs)
+    if not merged["api"]["enabled"]:
+        assert api == [], name
+        return
+    kinds = sorted(o["kind"] for o in api)
+    expected = ["Deployment", "Service"]
+    if merged["api"]["serviceAccount"]["create"]:
+        expected.append("ServiceAccount")
+    if merged["rbac"]["create"]:
+        expected += ["ClusterRole", "ClusterRoleBinding"]
+    if merged["networkPolicy"]["enabled"]:
+        expected.append("NetworkPolicy")
+    assert kinds == sorted(expected), name
+    check_api(objs, merged)
+
+
+def check_api(objs, merged):
+    """Everything about the API's objects that follows from the merged values."""
+    api = merged["api"]
+    tls = api["tls"]["secretName"]
+    deploy, pod, c = api_container(objs)
+    op_deploy, op_pod, op_c = container(objs)
+    assert deploy["metadata"]["name"] == op_deploy["metadata"]["name"] + "-api"
+    assert deploy["spec"]["replicas"] == api["replicas"]
+    # Its pods and the operator's never select each other.
+    selector = deploy["spec"]["selector"]["matchLabels"]
+    op_selector = op_deploy["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/component"] == "api"
+    assert op_selector["app.kubernetes.io/component"] == "controller"
+    assert deploy["spec"]["template"]["metadata"]["labels"].items() >= selector.items()
+    assert not op_deploy["spec"]["template"]["metadata"]["labels"].items() >= selector.items()
+    assert not deploy["spec"]["template"]["metadata"]["labels"].items() >= op_selector.items()
+    # Same image, the `api` subcommand.
+    assert c["image"] == op_c["image"] and c["imagePullPolicy"] == op_c["imagePullPolicy"]
+    assert pod.get("imagePullSecrets") == op_pod.get("imagePullSecrets")
+    args = c["args"]
+    assert args[0] == "api"
+    assert f"--listen=0.0.0.0:{api['port']}" in args
+    assert f"--body-limit={api['bodyLimitBytes']}" in args
+    assert f"--request-timeout={api['requestTimeoutSeconds']}" in args
+    port_name = "https" if tls else "http"
+    assert c["ports"] == [{"name": port_name, "containerPort": api["port"], "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port_name, "scheme": port_name.upper()}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port_name, "scheme": port_name.upper()}
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    if tls:
+        assert "--allow-plain-http" not in args
+        assert "--tls-cert=/etc/tycho/tls/tls.crt" in args and "--tls-key=/etc/tycho/tls/tls.key" in args
+        assert mounts["tls"] == {"name": "tls", "mountPath": "/etc/tycho/tls", "readOnly": True}
+        assert volumes["tls"]["secret"]["secretName"] == tls
+    else:
+        assert "--allow-plain-http" in args
+        assert not [a for a in args if a.startswith("--tls-")]
+        assert "tls" not in mounts and "tls" not in volumes
+    assert c["securityContext"] == op_c["securityContext"]
+    assert pod["securityContext"] == op_pod["securityContext"]
+    assert chartlib.pod_security_violations(pod) == []
+    assert c["resources"] == api["resources"]
+    for key in ("nodeSelector", "tolerations", "affinity"):
+        assert pod.get(key) == (api[key] or None), key
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env == {"TYCHO_LOG": merged["logLevel"], "TYCHO_LOG_FORMAT": merged["logFormat"]}
+    # The Service in front of it.
+    svc = [s for s in by_kind(api_objects(objs), "Service")][0]
+    assert svc["metadata"]["name"] == deploy["metadata"]["name"]
+    assert svc["spec"]["type"] == api["service"]["type"]
+    assert svc["spec"]["selector"] == selector
+    assert svc["spec"]["ports"] == [{"name": port_name, "port": api["service"]["port"], "targetPort": port_name,
+                                     "protocol": "TCP"}]
+    assert (svc["metadata"].get("annotations") or {}) == api["service"]["annotations"]
+    # Its own ServiceAccount, never the operator's.
+    sa = pod["serviceAccountName"]
+    assert sa != op_pod["serviceAccountName"]
+    assert pod["automountServiceAccountToken"] is True
+    for o in by_kind(api_objects(objs), "ServiceAccount"):
+        assert o["metadata"]["name"] == sa
+        assert (o["metadata"].get("annotations") or {}) == api["serviceAccount"]["annotations"]
+    if merged["rbac"]["create"]:
+        role = one(api_objects(objs), "ClusterRole")
+        assert flatten(role["rules"]) == API_RULES
+        binding = one(api_objects(objs), "ClusterRoleBinding")
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                      "name": role["metadata"]["name"]}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": chartlib.NAMESPACE}]
+    # Under networkPolicy.enabled: ingress only to its port, egress only to the API server and DNS.
+    for np in by_kind(api_objects(objs), "NetworkPolicy"):
+        assert np["spec"]["podSelector"]["matchLabels"] == selector
+        assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert [p["port"] for r in np["spec"]["ingress"] for p in r["ports"]] == [api["port"]]
+        assert [r.get("from", []) for r in np["spec"]["ingress"]] == [merged["networkPolicy"]["apiFrom"]]
+        egress_ports = sorted({(p["port"], p["protocol"]) for r in np["spec"]["egress"] for p in r["ports"]})
+        expected = sorted({(p, "TCP") for p in merged["networkPolicy"]["apiServer"]["ports"]} | {(53, "UDP"), (53, "TCP")})
+        assert egress_ports == expected
+
+
+@pytest.mark.parametrize("values", [
+    API_TLS,
+    API_PLAIN,
+    {**API_TLS, "networkPolicy": {"enabled": True}, "watchNamespaces": ["team-a"]},
+    {"api": {**API_PLAIN["api"], "serviceAccount": {"create": False, "name": "api-sa"}}, "rbac": {"create": False}},
+], ids=["tls", "plain-http", "tls-networkpolicy-namespaced", "existing-sa-no-rbac"])
+def test_api_enabled_renders_valid_objects(values):
+    merged = chartlib_merged(values)
+    assert chart_schema_accepts(merged)
+    objs = chartlib.objects(chartlib.render(values))
+    for obj in objs:
+        try:
+            chartlib.validate_kubernetes(obj)
+        except Exception as e:  # noqa: BLE001 - report which object failed
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} is not valid Kubernetes 1.33: {e}")
+    check_api(objs, merged)
+    # The operator renders exactly as without the API.
+    without = {k: v for k, v in values.items() if k != "api"}
+    assert operator_objects(objs) == chartlib.objects(chartlib.render(without))
+
+
+def chart_schema_accepts(merged):
+    with helm.Chart.load(str(CHART)) as chart:
+        chart.validate_schema(merged)
+    return True
+
+
+def test_api_cluster_role_is_exactly_token_review_and_impersonation():
+    objs = chartlib.objects(chartlib.render(API_TLS))
+    role = one(api_objects(objs), "ClusterRole")
+    assert role["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["users", "groups", "serviceaccounts"], "verbs": ["impersonate"]},
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["uids"], "verbs": ["impersonate"]},
+    ]
+    _, pod, _ = api_container(objs)
+    policy = Policy.for_service_account(objs, chartlib.NAMESPACE, pod["serviceAccountName"])
+    assert flatten(policy.cluster_rules) == API_RULES and policy.namespace_rules == {}
+    assert policy.allows(Request("create", "authentication.k8s.io", "tokenreviews"))
+    for resource in ("users", "groups", "serviceaccounts"):
+        assert policy.allows(Request("impersonate", "", resource, name="someone"))
+    assert policy.allows(Request("impersonate", "authentication.k8s.io", "uids", name="1234"))
+    for req in (Request("list", "tycho.dev", "systems"), Request("get", "", "secrets", namespace="a", name="s"),
+                Request("get", "", "serviceaccounts", namespace="a", name="x"),
+                Request("create", "authorization.k8s.io", "subjectaccessreviews"),
+                Request("impersonate", "authentication.k8s.io", "userextras", "scopes")):
+        assert not policy.allows(req), req.describe()
+    # The operator's ServiceAccount gains nothing from the API's objects.
+    _, op_pod, _ = container(objs)
+    operator = Policy.for_service_account(objs, chartlib.NAMESPACE, op_pod["serviceAccountName"])
+    assert not operator.allows(Request("impersonate", "", "users", name="someone"))
+    assert not operator.allows(Request("create", "authentication.k8s.io", "tokenreviews"))
+
+
+def test_api_tls_secret_or_plain_http_changes_only_the_transport():
+    tls = chartlib.objects(chartlib.render(API_TLS))
+    plain = chartlib.objects(chartlib.render(API_PLAIN))
+    _, _, c_tls = api_container(tls)
+    _, _, c_plain = api_container(plain)
+    assert c_tls["args"][:2] == c_plain["args"][:2] == ["api", "--listen=0.0.0.0:8443"]
+    assert c_plain["args"][2] == "--allow-plain-http"
+    assert c_tls["args"][2:4] == ["--tls-cert=/etc/tycho/tls/tls.crt", "--tls-key=/etc/tycho/tls/tls.key"]
+    assert c_tls["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert c_plain["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"api": {"enabled": True}}, "api.enabled: set api.tls.secretName (a kubernetes.io/tls Secret) to serve HTTPS, or api.plainHttp: true"),
+    ({"api": {"enabled": True, "plainHttp": False, "tls": {"secretName": ""}}}, "set api.tls.secretName"),
+    ({"api": {"enabled": True, "plainHttp": True, "tls": {"secretName": "x"}}}, "api.tls.secretName or api.plainHttp, not both"),
+    ({**API_TLS, "api": {**API_TLS["api"], "serviceAccount": {"name": "tycho"}}}, "must differ from the operator's ServiceAccount"),
+    ({**API_TLS, "api": {**API_TLS["api"], "serviceAccount": {"create": False}}}, "api.serviceAccount.name is required"),
+], ids=["neither", "neither-explicit", "both", "operator-sa", "no-sa-name"])
+def test_api_refuses_to_render_without_a_transport_decision(values, message):
+    with pytest.raises(helm.HelmRenderError) as err:
+        chartlib.render(values)
+    assert message in str(err.value), str(err.value)
+
+
 # --- values.schema.json rejects bad values (and Helm refuses to render them)
 
 BAD_VALUES = [
@@ -357,6 +586,22 @@ BAD_VALUES = [
     ({"templates": {"overrides": {"..": "x"}}}, "invalid propertyName '..'"),
     ({"replica": 2}, "additional properties 'replica'"),
     ({"image": {"tga": "1"}}, "additional properties 'tga'"),
+    ({"api": {"enabled": "yes"}}, "/api/enabled"),
+    ({"api": {"plainHttp": "true"}}, "/api/plainHttp"),
+    ({"api": {"port": 443}}, "/api/port"),
+    ({"api": {"replicas": "1"}}, "/api/replicas"),
+    ({"api": {"bodyLimitBytes": 0}}, "/api/bodyLimitBytes"),
+    ({"api": {"bodyLimitBytes": "1Mi"}}, "/api/bodyLimitBytes"),
+    ({"api": {"requestTimeoutSeconds": "30s"}}, "/api/requestTimeoutSeconds"),
+    ({"api": {"requestTimeoutSeconds": 0}}, "/api/requestTimeoutSeconds"),
+    ({"api": {"tls": {"secretName": "Not_A_Name"}}}, "/api/tls/secretName"),
+    ({"api": {"tls": "tycho-api-tls"}}, "/api/tls"),
+    ({"api": {"service": {"type": "Ingress"}}}, "/api/service/type"),
+    ({"api": {"service": {"port": 0}}}, "/api/service/port"),
+    ({"api": {"resources": {"limits": {"memory": "lots"}}}}, "/api/resources/limits/memory"),
+    ({"api": {"tolerations": {"key": "x"}}}, "/api/tolerations"),
+    ({"api": {"tlsSecret": "x"}}, "additional properties 'tlsSecret'"),
+    ({"networkPolicy": {"apiFrom": [{"pods": {}}]}}, "/networkPolicy/apiFrom/0"),
 ]
 
 

@@ -144,3 +144,49 @@ Rules for cluster-scoped resources: the CRD (readiness checks it is installed) a
   verbs: ["list"]
 {{- end }}
 {{- end -}}
+
+{{/*
+Labels selecting the API pods (api.enabled). Distinct from the operator's: its Service, PodDisruptionBudget
+and NetworkPolicy never select the API pods, and the other way round. Never change these either.
+*/}}
+{{- define "tycho.api.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tycho.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: api
+{{- end -}}
+
+{{/*
+Labels of every object of the API (api.enabled).
+*/}}
+{{- define "tycho.api.labels" -}}
+helm.sh/chart: {{ include "tycho.chart" . }}
+{{ include "tycho.api.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tycho
+{{- end -}}
+
+{{/*
+Full name of the API's objects: "<fullname>-api".
+*/}}
+{{- define "tycho.api.fullname" -}}
+{{- printf "%s-api" (include "tycho.fullname" .) -}}
+{{- end -}}
+
+{{/*
+Name of the API's ServiceAccount.
+*/}}
+{{- define "tycho.api.serviceAccountName" -}}
+{{- if .Values.api.serviceAccount.create -}}
+{{- default (include "tycho.api.fullname" .) .Values.api.serviceAccount.name -}}
+{{- else -}}
+{{- required "api.serviceAccount.name is required when api.serviceAccount.create is false" .Values.api.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Name of the API's port: https with api.tls.secretName, http with api.plainHttp.
+*/}}
+{{- define "tycho.api.portName" -}}
+{{- if .Values.api.tls.secretName -}}https{{- else -}}http{{- end -}}
+{{- end -}}
