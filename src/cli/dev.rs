@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, CustomResourceExt};
-use tycho_emulator::{Emulator, EmulatorConfig};
+use tycho_emulator::{Emulator, EmulatorConfig, StaticToken};
 
 use super::CliError;
 use super::args::ClusterArgs;
@@ -50,11 +50,28 @@ pub struct EmulatorArgs {
     /// Change events kept for watch resume (older resourceVersions get 410 Gone).
     #[arg(long, default_value_t = 10_000)]
     pub watch_history: usize,
+    /// Bearer tokens the emulator's TokenReview accepts, in kube-apiserver's `--token-auth-file`
+    /// format (`token,user,uid,"group1,group2"` per line).
+    #[arg(long, value_name = "FILE")]
+    pub token_auth_file: Option<PathBuf>,
 }
 
 impl EmulatorArgs {
-    fn config(&self) -> EmulatorConfig {
-        EmulatorConfig {
+    fn config(&self) -> Result<EmulatorConfig, CliError> {
+        let tokens = match &self.token_auth_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(CliError::input(format!(
+                    "--token-auth-file {}",
+                    path.display()
+                )))?;
+                StaticToken::parse_file(&text).map_err(CliError::input(format!(
+                    "--token-auth-file {}",
+                    path.display()
+                )))?
+            }
+            None => Vec::new(),
+        };
+        Ok(EmulatorConfig {
             port: self.port,
             nodes: self.nodes,
             node_cpu: self.node_cpu.clone(),
@@ -65,7 +82,8 @@ impl EmulatorArgs {
             kubeconfig_path: self.kubeconfig.clone(),
             watch_history: self.watch_history,
             simulate: true,
-        }
+            tokens,
+        })
     }
 }
 
@@ -81,6 +99,14 @@ pub struct DevArgs {
     /// Where the controller serves /metrics, /healthz and /readyz.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub metrics_addr: SocketAddr,
+    /// Also serve the HTTP API and launcher page (as `tycho api`) on this address (default
+    /// 127.0.0.1:8443 when the flag has no value).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8443")]
+    pub api: Option<SocketAddr>,
+    /// Bearer token of the emulated cluster's user `developer` for the API (default: a random one,
+    /// printed). More users: --token-auth-file.
+    #[arg(long, value_name = "TOKEN", requires = "api")]
+    pub api_token: Option<String>,
 }
 
 /// Arguments of `tycho sim`.
@@ -92,7 +118,7 @@ pub struct SimArgs {
 }
 
 async fn start(args: &EmulatorArgs) -> Result<Emulator, CliError> {
-    Emulator::start(args.config())
+    Emulator::start(args.config()?)
         .await
         .map_err(|e| CliError::Emulator {
             context: "cannot start the emulator".into(),
@@ -100,7 +126,7 @@ async fn start(args: &EmulatorArgs) -> Result<Emulator, CliError> {
         })
 }
 
-fn client_for(emu: &Emulator) -> Result<Client, CliError> {
+fn config_for(emu: &Emulator) -> Result<kube::Config, CliError> {
     let url = emu
         .url()
         .parse()
@@ -108,7 +134,47 @@ fn client_for(emu: &Emulator) -> Result<Client, CliError> {
             context: format!("emulator URL {}", emu.url()),
             source: e.into(),
         })?;
-    Client::try_from(kube::Config::new(url)).map_err(CliError::kube("cannot build a client"))
+    Ok(kube::Config::new(url))
+}
+
+fn client_for(emu: &Emulator) -> Result<Client, CliError> {
+    Client::try_from(config_for(emu)?).map_err(CliError::kube("cannot build a client"))
+}
+
+/// A random bearer token (32 lowercase hex digits).
+fn random_token() -> String {
+    (0..32)
+        .map(|_| char::from_digit(rand::random_range(0..16u32), 16).unwrap_or('0'))
+        .collect()
+}
+
+/// Start the HTTP API beside the emulator, with a token for the user `developer`.
+async fn start_api(
+    emu: &Emulator,
+    addr: SocketAddr,
+    token: Option<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<Result<(), tycho_api::ApiError>>, CliError> {
+    let token = token.unwrap_or_else(random_token);
+    let mut user = StaticToken::new(token.clone(), "developer");
+    user.uid = "developer".into();
+    user.groups = vec!["tycho:developers".into()];
+    emu.add_token(user);
+    let cfg = tycho_api::ServeConfig {
+        listen: addr,
+        ..tycho_api::ServeConfig::default()
+    };
+    let server = tycho_api::ApiServer::bind(&cfg, config_for(emu)?).await?;
+    let url = server.url()?;
+    println!("HTTP API on {url}: launcher page {url}/, docs {url}/docs");
+    println!("  export TYCHO_TOKEN={token}");
+    println!(
+        "  curl -H \"Authorization: Bearer $TYCHO_TOKEN\" {url}/v1/namespaces/default/systems"
+    );
+    let mut stop = stop;
+    Ok(tokio::spawn(server.run(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })))
 }
 
 /// Install (server-side apply) the System CRD.
@@ -159,6 +225,11 @@ pub async fn run_dev(args: DevArgs) -> Result<ExitCode, CliError> {
         "controller running; metrics on http://{}/metrics",
         args.metrics_addr
     );
+    let (api_stop, api_stop_rx) = tokio::sync::watch::channel(false);
+    let api = match args.api {
+        Some(addr) => Some(start_api(&emu, addr, args.api_token.clone(), api_stop_rx).await?),
+        None => None,
+    };
     for file in &args.files {
         let apply = ApplyArgs {
             file: file.clone(),
@@ -184,6 +255,10 @@ pub async fn run_dev(args: DevArgs) -> Result<ExitCode, CliError> {
         }
     }
     let _ = stop_tx.send(());
+    let _ = api_stop.send(true);
+    if let Some(api) = api {
+        let _ = api.await;
+    }
     emu.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

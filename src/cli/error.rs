@@ -139,6 +139,9 @@ pub enum CliError {
     /// This replica lost (or never got) leadership and stops.
     #[error("leadership lost, stopping")]
     LeadershipLost(#[source] LeaderError),
+    /// The HTTP API could not start or serve.
+    #[error("the HTTP API stopped")]
+    Api(#[from] tycho_api::ApiError),
     /// The emulator of `tycho dev` / `tycho sim` cannot be started or reached.
     #[cfg(feature = "dev")]
     #[error("{context}")]

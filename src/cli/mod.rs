@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod api;
 pub mod args;
 pub mod containers;
 pub mod controller;
@@ -56,6 +57,8 @@ pub enum Command {
     Controller(controller::ControllerArgs),
     /// Print the System CustomResourceDefinition as YAML.
     Crd,
+    /// Serve the Tycho HTTP API and launcher page: Systems and sessions over REST, as each caller's identity.
+    Api(api::ApiArgs),
     /// Render Systems from a file into the Kubernetes objects Tycho would create, offline.
     Render(render::RenderArgs),
     #[cfg(feature = "dev")]
@@ -121,6 +124,7 @@ async fn run(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Controller(args) => controller::run(args).await,
         Command::Crd => crd::run(),
+        Command::Api(args) => api::run(args).await,
         Command::Render(args) => render::run(args),
         #[cfg(feature = "dev")]
         Command::Dev(args) => dev::run_dev(args).await,

@@ -82,5 +82,11 @@ fn record(e: &Value) -> RequestRecord {
         path: s(&e["requestURI"]),
         user_agent: s(&e["userAgent"]),
         code: e["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+        impersonate_user: s(&e["impersonatedUser"]["username"]),
+        impersonate_groups: e["impersonatedUser"]["groups"]
+            .as_array()
+            .map(|g| g.iter().map(s).collect())
+            .unwrap_or_default(),
+        impersonate_uid: s(&e["impersonatedUser"]["uid"]),
     }
 }

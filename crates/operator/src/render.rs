@@ -788,6 +788,14 @@ impl<'a> View<'a> {
         }
         let files_hash = (!files.is_empty()).then(|| files_hash(spec));
         let mut pod_annotations = annotations.clone();
+        if let Some(at) = system
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(model::ANNOTATION_RESTARTED_AT))
+        {
+            pod_annotations.insert(model::POD_RESTARTED_AT.to_string(), at.clone());
+        }
         if let Some(h) = &files_hash {
             pod_annotations.insert(ANNOTATION_FILES_HASH.to_string(), h.clone());
         }

@@ -168,17 +168,7 @@ impl ContainerSpec {
             .name
             .clone()
             .unwrap_or_else(|| container_name(&self.image));
-        let mut s: String = base
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        s = s.trim_matches('-').to_string();
-        if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-            s = format!("c-{s}");
-        }
-        s.truncate(40);
-        s.trim_end_matches('-').to_string()
+        model::system_name_prefix(&base)
     }
 
     /// The System spec for this container, owned by `session`.
@@ -265,18 +255,7 @@ impl ContainerSpec {
 
 /// Container name for an image: its last path segment without tag, as a DNS label.
 pub(crate) fn container_name(image: &str) -> String {
-    let no_digest = image.split('@').next().unwrap_or(image);
-    let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
-    let short = last.split(':').next().unwrap_or(last);
-    let mut s: String = short
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    s = s.trim_matches('-').to_string();
-    s.truncate(63);
-    let s = s.trim_end_matches('-').to_string();
-    if s.is_empty() { "main".into() } else { s }
+    model::container_name_for_image(image)
 }
 
 #[cfg(test)]

@@ -175,7 +175,13 @@ where
 /// Decide the bare Pod: replace it when the System owns it and its spec hash changed.
 fn pod(mut desired: Pod, live: &[Pod], uid: &str) -> Result<WorkloadStep, ControllerError> {
     let name = desired.metadata.name.clone().unwrap_or_default();
-    let spec_hash = hash_json(&to_json(&desired.spec, "Pod", &name)?);
+    let spec = to_json(&desired.spec, "Pod", &name)?;
+    // A restart request (`kubectl.kubernetes.io/restartedAt`) is part of what the Pod must match; a Pod
+    // without one keeps the hash of its spec alone.
+    let spec_hash = match desired.annotations().get(tycho_model::POD_RESTARTED_AT) {
+        Some(at) => hash_json(&serde_json::json!({ "spec": spec, "restartedAt": at })),
+        None => hash_json(&spec),
+    };
     desired
         .metadata
         .annotations
