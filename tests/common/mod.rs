@@ -22,6 +22,7 @@ use tycho_emulator::{Emulator, EmulatorConfig, RequestRecord};
 use tycho_model::System;
 use tycho_operator::controller::{self, ControllerConfig};
 
+pub mod api;
 mod audit;
 mod fixtures;
 mod kubelet;

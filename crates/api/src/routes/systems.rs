@@ -72,22 +72,10 @@ pub async fn create(
         dns_name("session", s, true).map_err(in_body)?;
     }
     let owner = caller.identity.username.clone();
-    // Check the whole request (ours, then the API server's schema and CEL rules by a dry run) before
-    // anything is made, so that a session is opened only for a System that will be accepted.
     let planned = build::system_for(&req, &ns, &owner, req.session.as_deref())?;
-    let dry_run = PostParams {
-        dry_run: true,
-        field_manager: Some(FIELD_MANAGER.into()),
-    };
-    let typed: System = serde_json::from_value(planned.clone())
+    let typed: System = serde_json::from_value(planned)
         .map_err(|e| ApiError::unprocessable("spec", format!("not a valid System spec: {e}")))?;
     if let Some(open) = &req.new_session {
-        // The dry run names a session that does not exist yet; any placeholder works for the schema.
-        let mut probe = typed.clone();
-        probe.spec.session = Some("dry-run-session".into());
-        api.create(&dry_run, &probe)
-            .await
-            .map_err(ApiError::kube("checking the System (dry run)"))?;
         let lease = open_lease(&caller, &ns, open.duration_seconds).await?;
         let session_name = lease.metadata.name.clone().unwrap_or_default();
         let mut sys = typed;
@@ -95,6 +83,7 @@ pub async fn create(
         let created = match api.create(&post_params(), &sys).await {
             Ok(s) => s,
             Err(e) => {
+                // Nothing is left behind: the session opened for this System is closed again.
                 let leases: Api<Lease> = Api::namespaced(caller.client.clone(), &ns);
                 if let Err(cleanup) = leases.delete(&session_name, &DeleteParams::default()).await {
                     tracing::warn!(session = %session_name, error = %cleanup, "could not close the session of a failed create");
