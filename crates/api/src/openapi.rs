@@ -25,7 +25,7 @@ use crate::types::*;
         sessions::open, sessions::list, sessions::get, sessions::renew, sessions::close,
         crate::server::whoami,
     ),
-    components(schemas(Problem, Cause, SystemSpecDoc, SystemStatusDoc)),
+    components(schemas(Problem, Cause, SystemSpecDoc, SystemStatusDoc, WaitFor, WatchEvent, WatchSse)),
     modifiers(&Bearer),
     tags(
         (name = "systems", description = "Stacks of containers (the System custom resource)"),
@@ -64,7 +64,39 @@ pub fn document() -> Result<Value, ApiError> {
         to_openapi_31(&mut schema);
         doc["components"]["schemas"][component] = schema;
     }
+    constrain_names(&mut doc);
+    // The `data` of a watch event is JSON of a WatchEvent (JSON Schema's contentMediaType/contentSchema).
+    if let Some(data) = doc.pointer_mut("/components/schemas/WatchSse/properties/data") {
+        data["contentMediaType"] = "application/json".into();
+        data["contentSchema"] = serde_json::json!({"$ref": "#/components/schemas/WatchEvent"});
+    }
     Ok(doc)
+}
+
+/// Path parameters `namespace` (a DNS-1123 label) and `name` (a DNS-1123 subdomain) are documented
+/// with the rules the API checks them by.
+fn constrain_names(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|p| p.values_mut())
+    {
+        let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for p in params.iter_mut().filter(|p| p["in"] == "path") {
+            let (pattern, max) = match p["name"].as_str() {
+                Some("namespace") => ("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", 63),
+                Some("name") => ("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", 253),
+                _ => continue,
+            };
+            p["schema"]["pattern"] = pattern.into();
+            p["schema"]["maxLength"] = max.into();
+        }
+    }
 }
 
 /// A CRD (OpenAPI 3.0, structural) schema as an OpenAPI 3.1 (JSON Schema 2020-12) one: `nullable`

@@ -318,6 +318,50 @@ pub struct Accepted {
     pub message: String,
 }
 
+/// The data of a `synced` event of a System watch: the Systems there were are all sent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Synced {
+    /// Always true.
+    pub synced: bool,
+}
+
+/// The data of one event of a System watch: a System (`system`, `deleted`), the end of the first
+/// batch (`synced`), or why the stream stops (`problem`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum WatchEvent {
+    /// A System as it is now (`system`) or was when deleted (`deleted`).
+    System(Box<SystemView>),
+    /// Every System there was is sent (`synced`).
+    Synced(Synced),
+    /// The stream cannot go on (`problem`).
+    Problem(crate::error::Problem),
+}
+
+/// The kinds of watch events.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchKind {
+    /// A System as it is now.
+    System,
+    /// A System that was deleted, as it was.
+    Deleted,
+    /// Every System there was is sent.
+    Synced,
+    /// The stream stops; `data` is a problem document.
+    Problem,
+}
+
+/// One server-sent event of a System watch (`event:` and `data:` lines; `data` is the JSON of a
+/// [`WatchEvent`]).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WatchSse {
+    /// What happened.
+    pub event: WatchKind,
+    /// JSON of a WatchEvent.
+    pub data: String,
+}
+
 /// The caller.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {

@@ -26,8 +26,8 @@ use crate::extract::{Body, PathArgs, QueryArgs, dns_name};
 use crate::routes::sessions::{hold_session, open_lease};
 use crate::state::AppState;
 use crate::types::{
-    Accepted, ChangeSystem, CreateSystem, Created, GetQuery, ListQuery, LogQuery, SystemList,
-    SystemView, WaitFor, WatchQuery,
+    Accepted, ChangeSystem, CreateSystem, Created, GetQuery, ListQuery, LogQuery, Synced,
+    SystemList, SystemView, WaitFor, WatchQuery, WatchSse,
 };
 
 /// Longest `?wait=ready` a get may ask for.
@@ -444,7 +444,7 @@ fn pick_pod(pods: &[Pod]) -> Option<String> {
     path = "/v1/namespaces/{namespace}/watch/systems",
     tag = "systems",
     params(("namespace" = String, Path, description = "Namespace"), WatchQuery),
-    responses((status = 200, description = "A stream of `system`, `deleted`, `synced` and `problem` events", content_type = "text/event-stream", body = String), Problems),
+    responses((status = 200, description = "A stream of `system`, `deleted`, `synced` and `problem` events", content_type = "text/event-stream", body = WatchSse), Problems),
     security(("bearer" = []))
 )]
 pub async fn watch(
@@ -479,7 +479,7 @@ pub async fn watch(
                         Some(sse("system", &build::view(&s)))
                     }
                     Ok(watcher::Event::Delete(s)) => Some(sse("deleted", &build::view(&s))),
-                    Ok(watcher::Event::InitDone) => Some(Event::default().event("synced").data("{}")),
+                    Ok(watcher::Event::InitDone) => Some(sse("synced", &Synced { synced: true })),
                     Ok(watcher::Event::Init) => Some(Event::default().comment("resync")),
                     Err(e) => {
                         let problem = ApiError::Server(format!("watching Systems: {e}")).problem();
