@@ -109,6 +109,24 @@ fn the_operator_does_not_pull_the_cli_or_the_emulator() {
 }
 
 #[test]
+fn the_http_api_pulls_neither_the_operator_nor_the_cli_nor_the_emulator() {
+    let deps = normal_deps("tycho-api", &[]);
+    assert_absent(
+        "tycho-api",
+        &deps,
+        &[
+            "clap",
+            "tera",
+            "prometheus-client",
+            "tycho-operator",
+            "tycho-sdk",
+            "tycho-emulator",
+        ],
+    );
+    assert!(deps.contains("tycho-model") && deps.contains("utoipa") && deps.contains("axum"));
+}
+
+#[test]
 fn the_emulator_is_in_the_binary_only_with_the_dev_feature() {
     let without = normal_deps("tycho", &["--no-default-features"]);
     assert_absent("tycho --no-default-features", &without, &["tycho-emulator"]);
