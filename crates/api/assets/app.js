@@ -288,15 +288,16 @@
       ul.className = "endpoints";
       for (const ep of endpoints) {
         const li = document.createElement("li");
-        const what = ep.port + "/" + (ep.protocol || "TCP");
+        const what = ep.port + (ep.protocol && ep.protocol !== "TCP" ? "/" + ep.protocol : "");
         if (ep.url && linkable(ep.url)) {
           const a = document.createElement("a");
           a.href = ep.url;
           a.target = "_blank";
           a.rel = "noopener noreferrer";
           a.dataset.testid = "endpoint-link";
-          a.textContent = ep.url;
-          a.setAttribute("aria-label", what + " of " + view.name + " at " + ep.url + " (opens a new tab)");
+          a.textContent = new URL(ep.url).host;
+          a.title = ep.url;
+          a.setAttribute("aria-label", "port " + what + " of " + view.name + " at " + ep.url + " (opens a new tab)");
           li.append(what + " → ", a);
         } else {
           li.append(what + (ep.url ? " → " + ep.url : " (no address yet)"));
