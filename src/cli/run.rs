@@ -1,5 +1,10 @@
 //! `tycho run`: the seed's `tf` — open a session, spawn one container, tunnel its exposed ports,
 //! optionally wait for HTTP 200 and open a browser, and clean everything up on Ctrl-C.
+//!
+//! The exposed ports are those given with `-p`, else the image's own: the `ExposedPorts` of its
+//! configuration, read from its registry before the cluster is contacted (`tycho_sdk::registry`:
+//! Docker's credentials, an on-disk cache). When they cannot be read, or the image exposes none,
+//! `--browser` is a usage error asking for `-p`; without `--browser` the container runs untunnelled.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -9,6 +14,7 @@ use std::time::Duration;
 use super::CliError;
 use super::args::{ClusterArgs, parse_duration};
 use super::output::{say, spinner};
+use tycho_sdk::registry::RegistryOptions;
 use tycho_sdk::{
     Container, ContainerSpec, Location, SdkError, SessionOptions, SessionState, Tunnel,
     open_browser,
@@ -18,10 +24,17 @@ const EXIT_HELP: &str = "\
 Exit codes:
   0    the session ended normally
   1    failure (cluster unreachable, spawn failed, timeout, session lost)
-  2    usage error (bad arguments, unreadable -f file, `run .` without docker)
+  2    usage error (bad arguments, unreadable -f file, `run .` without docker, --browser
+       without -p when the image's exposed ports cannot be read from its registry)
   130  interrupted (Ctrl-C / SIGINT or SIGTERM); the session was ended and everything cleaned up
 
+Without -p, every TCP port the image exposes (EXPOSE in its Dockerfile) is tunnelled: its
+configuration is read from its registry with the credentials of ~/.docker/config.json
+($DOCKER_CONFIG), and kept for a day under ~/.cache/tycho/image-config ($XDG_CACHE_HOME).
+Registries on loopback (localhost, 127.0.0.0/8, [::1]) are spoken to over plain HTTP.
+
 Examples:
+  tycho run --browser nginx
   tycho run -p 80 --browser nginx
   tycho run -p 80 -f index.html:/usr/share/nginx/html/index.html --offset 8000 nginx
   tycho run -p 8888 --json state.json jupyter/base-notebook GRANT_SUDO=yes
@@ -36,7 +49,8 @@ pub struct RunArgs {
     /// Environment variables for the container, as NAME=VALUE.
     #[arg(value_name = "NAME=VALUE")]
     pub env: Vec<String>,
-    /// Container ports to expose and tunnel to (repeatable), e.g. `-p 80`.
+    /// Container ports to expose and tunnel to (repeatable), e.g. `-p 80`; default: the image's
+    /// exposed TCP ports, read from its registry.
     #[arg(short = 'p', long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
     /// Local port = container port + OFFSET (default: free local ports).
@@ -45,7 +59,8 @@ pub struct RunArgs {
     /// Local address the tunnels listen on.
     #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
     pub bind: IpAddr,
-    /// Wait for HTTP 200 on the first port, then open a browser ($BROWSER, xdg-open or open).
+    /// Wait for HTTP 200 on the first (lowest) port, then open a browser ($BROWSER, xdg-open or
+    /// open).
     #[arg(long)]
     pub browser: bool,
     /// Host header (and URL host) for the HTTP 200 check and the browser.
@@ -119,8 +134,70 @@ fn last_image() -> Result<String, CliError> {
     }
 }
 
+/// The ports to expose and tunnel: `-p`, else the image's exposed TCP ports from its registry.
+/// Failing to read them (or an image that exposes none) is a usage error with `--browser`, which
+/// needs a port; without it the container runs without tunnels, and a line says why.
+async fn resolve_ports(args: &RunArgs, image: &str) -> Result<Vec<u16>, CliError> {
+    if !args.ports.is_empty() {
+        return Ok(args.ports.clone());
+    }
+    match RegistryOptions::default().image_config(image).await {
+        Ok(config) => {
+            let ports = config.tcp_ports();
+            if ports.is_empty() {
+                let why = format!(
+                    "{} exposes no TCP port (its configuration has no ExposedPorts)",
+                    config.reference
+                );
+                if args.browser {
+                    return Err(CliError::Usage(format!(
+                        "--browser needs a port, and {why}: give it with -p PORT"
+                    )));
+                }
+                say(
+                    "INFO",
+                    format!("{why}: nothing to tunnel (-p PORT adds one)"),
+                );
+            } else {
+                let list: Vec<String> = ports.iter().map(ToString::to_string).collect();
+                say(
+                    "INFO",
+                    format!(
+                        "Exposed ports of {} ({}{}): {}",
+                        config.reference,
+                        config.platform,
+                        if config.from_cache { ", cached" } else { "" },
+                        list.join(", ")
+                    ),
+                );
+            }
+            Ok(ports)
+        }
+        Err(e) => {
+            let why = format!(
+                "cannot read the exposed ports of {image} from its registry: {}",
+                super::error::report(&e)
+            );
+            if args.browser {
+                return Err(CliError::Usage(format!(
+                    "--browser needs a port, and {why}; give the port with -p PORT"
+                )));
+            }
+            say(
+                "WARN",
+                format!("{why}; nothing to tunnel (-p PORT adds one)"),
+            );
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// The spec of everything but the ports (checked before the registry is asked for them).
 fn build_spec(args: &RunArgs, image: &str) -> Result<ContainerSpec, CliError> {
-    let mut spec = ContainerSpec::new(image).sleep(args.sleep);
+    // The ports are resolved here (`resolve_ports`): spawn is not to read the registry again.
+    let mut spec = ContainerSpec::new(image)
+        .sleep(args.sleep)
+        .image_ports(false);
     for kv in &args.env {
         let (k, v) = kv.split_once('=').ok_or_else(|| {
             CliError::Usage(format!("environment variables are NAME=VALUE, got {kv:?}"))
@@ -129,12 +206,6 @@ fn build_spec(args: &RunArgs, image: &str) -> Result<ContainerSpec, CliError> {
             return Err(CliError::Usage(format!("empty variable name in {kv:?}")));
         }
         spec = spec.env(k, v);
-    }
-    for p in &args.ports {
-        if *p == 0 {
-            return Err(CliError::Usage("port 0 is not a container port".into()));
-        }
-        spec = spec.port(*p);
     }
     for f in &args.files {
         let (local, remote) = f
@@ -155,16 +226,24 @@ fn build_spec(args: &RunArgs, image: &str) -> Result<ContainerSpec, CliError> {
     if let Some(m) = &args.memory {
         spec = spec.memory(m.clone());
     }
-    if let Some(off) = args.offset {
-        for p in &args.ports {
-            if u32::from(*p) + u32::from(off) > 65535 {
-                return Err(CliError::Usage(format!(
-                    "port {p} + offset {off} is beyond 65535"
-                )));
-            }
+    Ok(spec)
+}
+
+/// Every port must be a container port that `--offset` keeps below 65536.
+fn check_ports(args: &RunArgs, ports: &[u16]) -> Result<(), CliError> {
+    for p in ports {
+        if *p == 0 {
+            return Err(CliError::Usage("port 0 is not a container port".into()));
+        }
+        if let Some(off) = args.offset
+            && u32::from(*p) + u32::from(off) > 65535
+        {
+            return Err(CliError::Usage(format!(
+                "port {p} + offset {off} is beyond 65535"
+            )));
         }
     }
-    Ok(spec)
+    Ok(())
 }
 
 async fn interrupted() {
@@ -195,6 +274,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         args.image.clone()
     };
     let spec = build_spec(&args, &image)?;
+    check_ports(&args, &args.ports)?;
+    let ports = resolve_ports(&args, &image).await?;
+    check_ports(&args, &ports)?;
+    let spec = ports.iter().fold(spec, |spec, p| spec.port(*p));
     let mut options = args.cluster.options();
     options.session = SessionOptions {
         lease_duration: args.lease_duration,
@@ -220,7 +303,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     );
     // From here on, every exit path ends the session.
     let outcome = tokio::select! {
-        r = session_body(&args, &location, spec) => r,
+        r = session_body(&args, &location, spec, &ports) => r,
         _ = interrupted() => Err(Stop::Interrupted),
     };
     let code = match outcome {
@@ -270,6 +353,7 @@ async fn session_body(
     args: &RunArgs,
     location: &Location,
     spec: ContainerSpec,
+    ports: &[u16],
 ) -> Result<(), Stop> {
     let container = location.spawn(spec).await?;
     say("INFO", format!("Spawning container: {}", container.name()));
@@ -283,7 +367,7 @@ async fn session_body(
         "INFO",
         format!("Container is running: {} (pod {pod})", container.name()),
     );
-    let tunnels = open_tunnels(args, &container).await?;
+    let tunnels = open_tunnels(args, &container, ports).await?;
     if args.browser {
         browse(args, &container, &tunnels).await?;
     }
@@ -311,10 +395,14 @@ async fn session_body(
     }
 }
 
-/// One tunnel per `-p PORT`.
-async fn open_tunnels(args: &RunArgs, container: &Container) -> Result<Vec<Tunnel>, SdkError> {
+/// One tunnel per exposed port (`-p PORT`, else the image's).
+async fn open_tunnels(
+    args: &RunArgs,
+    container: &Container,
+    ports: &[u16],
+) -> Result<Vec<Tunnel>, SdkError> {
     let mut tunnels = Vec::new();
-    for p in &args.ports {
+    for p in ports {
         let local = args.offset.map(|o| p + o);
         let t = container.attach_tunnel(*p, local, args.bind).await?;
         say(

@@ -38,6 +38,7 @@ mod container;
 mod error;
 mod location;
 mod process;
+pub mod registry;
 mod session;
 mod spec;
 mod tunnel;

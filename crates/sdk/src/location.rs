@@ -253,7 +253,8 @@ impl Location {
     }
 
     /// Spawn a container wherever the scheduler puts it. Returns as soon as the System is
-    /// created: boot is asynchronous (see [`Container::wait_ready`]).
+    /// created: boot is asynchronous (see [`Container::wait_ready`]). A spec that names no port
+    /// first gets the image's exposed ports from its registry (see [`ContainerSpec`]).
     pub async fn spawn(&self, spec: ContainerSpec) -> Result<Container, SdkError> {
         if let SessionState::Lost(reason) = self.inner.session.state() {
             return Err(SdkError::SessionLost {
@@ -261,6 +262,7 @@ impl Location {
                 reason,
             });
         }
+        let spec = spec.with_image_ports().await;
         let api: Api<System> = Api::namespaced(self.inner.client.clone(), self.namespace());
         let system_spec = spec.to_system_spec(self.session_name())?;
         let prefix = spec.name_prefix();

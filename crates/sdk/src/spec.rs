@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 
 use super::SdkError;
+use super::registry::RegistryOptions;
 use tycho_model::{self as model, FileSpec, PortSpec, Resources, SystemSpec, Workload};
 
 /// What to run: image, command, environment, exposed ports, pre-boot files, sleep and limits.
@@ -20,6 +21,13 @@ use tycho_model::{self as model, FileSpec, PortSpec, Resources, SystemSpec, Work
 ///     .memory("256Mi");
 /// assert_eq!(spec.image(), "nginx:1.27");
 /// ```
+///
+/// **Ports.** A spec that names no port gets the image's: [`Location::spawn`](crate::Location::spawn)
+/// reads the `ExposedPorts` of the image's configuration from its registry (see [`crate::registry`])
+/// and exposes every TCP port listed, as 20ft did, so `ContainerSpec::new("nginx")` can be tunnelled
+/// to port 80. When the registry cannot be read, the container is spawned without ports (a warning
+/// is logged through `tracing`). [`ContainerSpec::image_ports`] turns this off, and
+/// [`ContainerSpec::registry`] says how to read the registry.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerSpec {
     image: String,
@@ -35,6 +43,9 @@ pub struct ContainerSpec {
     workload: Option<Workload>,
     labels: BTreeMap<String, String>,
     node_selector: BTreeMap<String, String>,
+    /// Set by `image_ports(false)`: spawn does not read the image's exposed ports.
+    no_image_ports: bool,
+    registry: Option<RegistryOptions>,
 }
 
 impl ContainerSpec {
@@ -91,9 +102,50 @@ impl ContainerSpec {
         self
     }
 
-    /// The exposed ports.
+    /// The exposed ports given so far (without the image's, which are read at spawn).
     pub fn ports(&self) -> &[u16] {
         &self.ports
+    }
+
+    /// Whether spawning reads the image's exposed ports from its registry when no port is given
+    /// (default `true`; see the type's documentation). With `false`, a spec without ports exposes none.
+    pub fn image_ports(mut self, resolve: bool) -> Self {
+        self.no_image_ports = !resolve;
+        self
+    }
+
+    /// How the image's exposed ports are read: credentials file, cache, platform, time limit
+    /// (default: [`RegistryOptions::default`]).
+    pub fn registry(mut self, options: RegistryOptions) -> Self {
+        self.registry = Some(options);
+        self
+    }
+
+    /// This spec with the image's exposed TCP ports when it names none (and that is not turned
+    /// off); unchanged, with a warning, when they cannot be read.
+    pub(crate) async fn with_image_ports(mut self) -> Self {
+        if !self.ports.is_empty() || self.no_image_ports {
+            return self;
+        }
+        let options = self.registry.clone().unwrap_or_default();
+        match options.image_config(&self.image).await {
+            Ok(config) => {
+                self.ports = config.tcp_ports();
+                tracing::debug!(
+                    image = %config.reference,
+                    platform = %config.platform,
+                    cached = config.from_cache,
+                    ports = ?self.ports,
+                    "ports from the image's ExposedPorts"
+                );
+            }
+            Err(e) => tracing::warn!(
+                image = %self.image,
+                error = %e,
+                "cannot read the image's exposed ports; spawning without ports"
+            ),
+        }
+        self
     }
 
     /// A pre-boot file: present at `path` before the container's process starts.
