@@ -489,7 +489,8 @@ async fn sdk_spawn_exposes_the_image_ports() {
 }
 
 /// A private image: refused without credentials and with wrong ones, read with those of the
-/// `config.json` (as `docker login` writes them) — by the SDK's spawn too.
+/// `config.json` (as `docker login` writes them, or from the credential store it names) — by the SDK's
+/// spawn and `tycho run` too.
 #[tokio::test]
 async fn private_image_with_docker_config_credentials() {
     let test = "private_image_with_docker_config_credentials";
@@ -557,6 +558,56 @@ async fn private_image_with_docker_config_credentials() {
         .await
         .unwrap();
     assert_eq!(config.tcp_ports(), [8080]);
+
+    // A credential store instead (`credsStore`, as Docker Desktop writes it): `docker-credential-NAME get`
+    // is asked with the registry on its standard input, as Docker does; `tycho run` finds it on PATH.
+    let store = tempfile::tempdir().unwrap();
+    let asked = store.path().join("asked");
+    let helper = store.path().join("docker-credential-tychotest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\necho \"$server\" > {}\n\
+             echo '{{\"ServerURL\":\"'\"$server\"'\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n",
+            asked.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        store.path().join("config.json"),
+        serde_json::json!({"auths": {}, "credsStore": "tychotest"}).to_string(),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        store.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tycho"))
+        .args([
+            "run",
+            "--browser",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            &image,
+        ])
+        .env("DOCKER_CONFIG", store.path())
+        .env("XDG_CACHE_HOME", cache.path())
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("Exposed ports of {image} (linux/amd64): 8080")),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(1), "then no cluster: {stderr}");
+    assert_eq!(std::fs::read_to_string(&asked).unwrap().trim(), addr);
 
     let cluster = TestCluster::start().await;
     let _controller = cluster.run_controller(|_| {}).await;
