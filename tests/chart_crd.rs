@@ -14,4 +14,13 @@ fn chart_crd_is_the_generated_crd() {
     );
     let committed = std::fs::read_to_string(root.join("crds/tycho.dev_systems.yaml")).unwrap();
     assert_eq!(chart, committed, "charts/tycho/crds/ and crds/ differ");
+    let template = tycho_model::template_crd_yaml().unwrap();
+    let chart =
+        std::fs::read_to_string(root.join("charts/tycho/crds/tycho.dev_systemtemplates.yaml"))
+            .unwrap();
+    assert!(
+        chart == template,
+        "charts/tycho/crds/tycho.dev_systemtemplates.yaml drifted from the Rust type: \
+         run `cargo run -- crd systemtemplate > crds/tycho.dev_systemtemplates.yaml && cp crds/tycho.dev_systemtemplates.yaml charts/tycho/crds/`"
+    );
 }

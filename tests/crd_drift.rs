@@ -3,14 +3,19 @@
 
 use std::path::Path;
 
-const REGENERATE: &str = "regenerate with: cargo run -q -- crd > crds/tycho.dev_systems.yaml \
-     (and copy it to charts/tycho/crds/ if the chart exists), then commit";
+const REGENERATE: &str = "regenerate with: cargo run -q -- crd system > crds/tycho.dev_systems.yaml \
+     && cargo run -q -- crd systemtemplate > crds/tycho.dev_systemtemplates.yaml \
+     (and copy them to charts/tycho/crds/ if the chart exists), then commit";
 
 fn check(relative: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
     let committed =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{relative}: {e}; {REGENERATE}"));
-    let generated = tycho_model::crd_yaml().expect("the CRD serializes");
+    let generated = if relative.ends_with("systemtemplates.yaml") {
+        tycho_model::template_crd_yaml().expect("the CRD serializes")
+    } else {
+        tycho_model::crd_yaml().expect("the CRD serializes")
+    };
     if committed != generated {
         let line = committed
             .lines()
@@ -27,6 +32,7 @@ fn check(relative: &str) {
 #[test]
 fn committed_crd_matches_the_model() {
     check("crds/tycho.dev_systems.yaml");
+    check("crds/tycho.dev_systemtemplates.yaml");
 }
 
 #[test]
@@ -34,6 +40,7 @@ fn chart_crd_matches_the_model_when_the_chart_exists() {
     let chart_crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/tycho/crds");
     if chart_crds.is_dir() {
         check("charts/tycho/crds/tycho.dev_systems.yaml");
+        check("charts/tycho/crds/tycho.dev_systemtemplates.yaml");
     }
 }
 

@@ -17,7 +17,7 @@ use tycho_emulator::{Emulator, EmulatorConfig, StaticToken};
 use super::CliError;
 use super::args::ClusterArgs;
 use super::systems::ApplyArgs;
-use tycho_model::System;
+use tycho_model::{System, SystemTemplate};
 use tycho_operator::controller::{ControllerConfig, run as run_controller};
 
 /// Options shared by `tycho dev` and `tycho sim`.
@@ -177,18 +177,19 @@ async fn start_api(
     })))
 }
 
-/// Install (server-side apply) the System CRD.
+/// Install (server-side apply) the System and SystemTemplate CRDs.
 pub async fn install_crd(client: &Client) -> Result<(), CliError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = System::crd();
-    let name = crd.metadata.name.clone().unwrap_or_default();
-    api.patch(
-        &name,
-        &PatchParams::apply("tycho").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .map_err(CliError::kube(format!("cannot install the CRD {name}")))?;
+    for crd in [System::crd(), SystemTemplate::crd()] {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply("tycho").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .map_err(CliError::kube(format!("cannot install the CRD {name}")))?;
+    }
     Ok(())
 }
 

@@ -55,8 +55,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the operator against the cluster of the current kubeconfig (or in-cluster config).
     Controller(controller::ControllerArgs),
-    /// Print the System CustomResourceDefinition as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions (System, SystemTemplate) as YAML.
+    Crd(crd::CrdArgs),
     /// Serve the Tycho HTTP API and launcher page: Systems and sessions over REST, as each caller's identity.
     Api(api::ApiArgs),
     /// Render Systems from a file into the Kubernetes objects Tycho would create, offline.
@@ -79,6 +79,8 @@ pub enum Command {
     Status(systems::StatusArgs),
     /// Delete Systems (their children go with them).
     Delete(systems::DeleteArgs),
+    /// Restart Systems' pods, as `kubectl rollout restart` does (a bare Pod is replaced).
+    Restart(systems::RestartArgs),
     /// Print a System's container log.
     Logs(containers::LogsArgs),
     /// Run a command in a System's container.
@@ -123,7 +125,7 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Controller(args) => controller::run(args).await,
-        Command::Crd => crd::run(),
+        Command::Crd(args) => crd::run(args),
         Command::Api(args) => api::run(args).await,
         Command::Render(args) => render::run(args),
         #[cfg(feature = "dev")]
@@ -135,6 +137,7 @@ async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Get(args) => systems::get(args).await,
         Command::Status(args) => systems::status(args).await,
         Command::Delete(args) => systems::delete(args).await,
+        Command::Restart(args) => systems::restart(args).await,
         Command::Logs(args) => containers::logs(args).await,
         Command::Exec(args) => containers::exec(args).await,
         Command::Cp(args) => containers::cp(args).await,

@@ -82,6 +82,17 @@ pub struct DeleteArgs {
     pub cluster: ClusterArgs,
 }
 
+/// `tycho restart`.
+#[derive(clap::Args, Debug)]
+pub struct RestartArgs {
+    /// System names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+}
+
 /// The Systems of a namespace.
 pub(super) fn systems(client: &kube::Client, ns: &str) -> Api<System> {
     Api::namespaced(client.clone(), ns)
@@ -263,6 +274,29 @@ pub async fn delete(args: DeleteArgs) -> Result<ExitCode, CliError> {
             .await
             .map_err(not_found("delete System", n))?;
         println!("system.tycho.dev/{n} deleted");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Run `tycho restart`: roll the pods as `kubectl rollout restart` does (the System's
+/// `tycho.dev/restartedAt` annotation becomes the pods' `kubectl.kubernetes.io/restartedAt`; a bare Pod
+/// is replaced).
+pub async fn restart(args: RestartArgs) -> Result<ExitCode, CliError> {
+    let (client, ns) = args.cluster.client().await?;
+    let api = systems(&client, &ns);
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let patch = serde_json::json!({
+        "metadata": { "annotations": { tycho_model::ANNOTATION_RESTARTED_AT: now } }
+    });
+    for n in &args.names {
+        api.patch(
+            n,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .map_err(not_found("restart System", n))?;
+        println!("system.tycho.dev/{n} restarted");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -77,13 +77,14 @@ def test_every_object_is_valid_kubernetes(case):
 
 def test_crd_is_valid_kubernetes_and_matches_the_generated_one():
     crds = chartlib.crd_objects()
-    assert [c["metadata"]["name"] for c in crds] == ["systems.tycho.dev"]
+    assert [c["metadata"]["name"] for c in crds] == ["systems.tycho.dev", "systemtemplates.tycho.dev"]
     for crd in crds:
         chartlib.validate_kubernetes(crd)
-    # `tycho crd` writes crds/; the chart must ship exactly that file (tests/chart_crd.rs checks it
-    # against the Rust type itself).
-    assert filecmp.cmp(ROOT / "crds" / "tycho.dev_systems.yaml", CHART / "crds" / "tycho.dev_systems.yaml",
-                       shallow=False), "charts/tycho/crds/ drifted from crds/: cp crds/tycho.dev_systems.yaml charts/tycho/crds/"
+    # `tycho crd` writes crds/; the chart must ship exactly those files (tests/chart_crd.rs checks them
+    # against the Rust types themselves).
+    for f in ("tycho.dev_systems.yaml", "tycho.dev_systemtemplates.yaml"):
+        assert filecmp.cmp(ROOT / "crds" / f, CHART / "crds" / f, shallow=False), \
+            f"charts/tycho/crds/ drifted from crds/: cp crds/{f} charts/tycho/crds/"
 
 
 def test_objects_are_labelled_and_namespaced(case):
@@ -236,6 +237,7 @@ NAMESPACED = {
 CLUSTER = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get"},
     ("", "nodes"): {"list"},
+    ("tycho.dev", "systemtemplates"): {"list", "watch"},
 }
 
 

@@ -167,27 +167,41 @@ impl TestCluster {
 
     /// Apply `crds/tycho.dev_systems.yaml` and wait until Systems can be listed.
     pub async fn install_crd(&self) {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tycho.dev_systems.yaml");
-        let text = std::fs::read_to_string(path).expect("read the CRD file");
-        let crd: CustomResourceDefinition =
-            serde_saphyr::from_str(&text).expect("parse the CRD file");
-        let name = crd.metadata.name.clone().expect("CRD name");
-        // A forced server-side apply creates it or replaces an older version (a shared real cluster may
-        // have one); the tests of a binary run in parallel and may race to install it, so a lost race
-        // (409) is retried.
-        let crds = Api::<CustomResourceDefinition>::all(self.client.clone());
-        let pp = PatchParams::apply("tycho-tests").force();
-        let mut result = crds.patch(&name, &pp, &Patch::Apply(&crd)).await;
-        for _ in 0..5 {
-            match &result {
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    result = crds.patch(&name, &pp, &Patch::Apply(&crd)).await;
+        for file in ["tycho.dev_systems.yaml", "tycho.dev_systemtemplates.yaml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("crds")
+                .join(file);
+            let text = std::fs::read_to_string(&path).expect("read the CRD file");
+            let crd: CustomResourceDefinition =
+                serde_saphyr::from_str(&text).expect("parse the CRD file");
+            let name = crd.metadata.name.clone().expect("CRD name");
+            // A forced server-side apply creates it or replaces an older version (a shared real cluster
+            // may have one); the tests of a binary run in parallel and may race to install it, so a lost
+            // race (409) is retried.
+            let crds = Api::<CustomResourceDefinition>::all(self.client.clone());
+            let pp = PatchParams::apply("tycho-tests").force();
+            let mut result = crds.patch(&name, &pp, &Patch::Apply(&crd)).await;
+            for _ in 0..5 {
+                match &result {
+                    Err(kube::Error::Api(s)) if s.code == 409 => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        result = crds.patch(&name, &pp, &Patch::Apply(&crd)).await;
+                    }
+                    _ => break,
                 }
-                _ => break,
             }
+            result.expect("install the CRD (server-side apply)");
         }
-        result.expect("install the CRD (server-side apply)");
+        let templates: Api<tycho_model::SystemTemplate> = Api::all(self.client.clone());
+        eventually(Duration::from_secs(30), || async {
+            templates
+                .list(&ListParams::default())
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await
+        .expect("the SystemTemplate CRD is served");
         let systems: Api<System> = Api::namespaced(self.client.clone(), &self.namespace);
         eventually(Duration::from_secs(30), || async {
             systems.list(&ListParams::default()).await.ok().map(|_| ())

@@ -137,6 +137,11 @@ Rules for cluster-scoped resources: the CRD (readiness checks it is installed) a
   resources: ["customresourcedefinitions"]
   resourceNames: ["systems.tycho.dev"]
   verbs: ["get"]
+# The catalog: Systems made from a SystemTemplate (cluster-scoped) are rendered from it, and re-rendered
+# when it changes.
+- apiGroups: ["tycho.dev"]
+  resources: ["systemtemplates"]
+  verbs: ["list", "watch"]
 {{- if .Values.rbac.readNodes }}
 # Node addresses for the URLs in a System's endpoints (listed, not watched).
 - apiGroups: [""]

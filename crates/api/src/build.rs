@@ -10,32 +10,14 @@ use tycho_model::{self as model, GROUP, LABEL_MANAGED_BY, MANAGED_BY, System, VE
 use crate::error::ApiError;
 use crate::types::{ChangeSystem, CreateSystem, SessionView, ShortResources, SystemView};
 
-/// Annotation with the user name of whoever created the System through the API.
-pub const ANNOTATION_OWNER: &str = "tycho.dev/owner";
-/// Label with a label-safe form of that user name, for selecting by owner.
-pub const LABEL_OWNER: &str = "tycho.dev/owner";
+/// Label of a System created through the API: a label-safe form of `spec.owner`, for selecting by owner.
+pub const LABEL_OWNER: &str = tycho_model::LABEL_OWNER;
 /// Annotation the controller turns into the pods' `kubectl.kubernetes.io/restartedAt`.
 pub const ANNOTATION_RESTARTED_AT: &str = model::ANNOTATION_RESTARTED_AT;
 /// Field manager of every write this API makes.
 pub const FIELD_MANAGER: &str = "tycho-api";
 
-/// A label value for a user name: characters outside `[A-Za-z0-9._-]` become `.`, at most 63
-/// characters, starting and ending alphanumeric (`system:serviceaccount:a:b` → `system.serviceaccount.a.b`).
-pub fn owner_label(user: &str) -> String {
-    let s: String = user
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '.'
-            }
-        })
-        .collect();
-    let s = s.get(..63).unwrap_or(&s);
-    s.trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_string()
-}
+pub use tycho_model::owner_label;
 
 fn resources(r: &ShortResources) -> Value {
     let mut m = serde_json::Map::new();
@@ -101,17 +83,18 @@ pub fn system_for(
         }
         (None, Some(image)) => short_spec(req, image)?,
     };
-    if let Some(s) = session
-        && let Some(obj) = spec.as_object_mut()
-    {
-        obj.insert("session".into(), json!(s));
+    if let Some(obj) = spec.as_object_mut() {
+        if let Some(s) = session {
+            obj.insert("session".into(), json!(s));
+        }
+        // The caller's identity, whatever the body said: the API does not create for someone else.
+        obj.insert("owner".into(), json!(owner));
     }
     let mut labels: BTreeMap<String, String> = req.labels.clone();
     labels.insert(LABEL_OWNER.into(), owner_label(owner));
     let mut metadata = json!({
         "namespace": namespace,
         "labels": labels,
-        "annotations": { ANNOTATION_OWNER: owner },
     });
     match &req.name {
         Some(name) => metadata["name"] = json!(name),
@@ -308,11 +291,7 @@ pub fn view(sys: &System) -> SystemView {
         uid: m.uid.clone().unwrap_or_default(),
         resource_version: m.resource_version.clone().unwrap_or_default(),
         created: m.creation_timestamp.as_ref().map(|t| t.0.to_string()),
-        owner: m
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_OWNER))
-            .cloned(),
+        owner: sys.spec.owner.clone(),
         labels: m.labels.clone().unwrap_or_default(),
         deleting: m.deletion_timestamp.is_some(),
         ready: is_ready(sys),
@@ -392,6 +371,7 @@ mod tests {
 
     #[test]
     fn owner_labels_are_label_safe() {
+        // (tycho_model::owner_label, re-exported)
         assert_eq!(
             owner_label("system:serviceaccount:team-a:alice"),
             "system.serviceaccount.team-a.alice"
@@ -413,7 +393,7 @@ mod tests {
         });
         let sys = system_for(&req, "ns", "alice", Some("lease-1")).unwrap();
         assert_eq!(sys["metadata"]["generateName"], "nginx-");
-        assert_eq!(sys["metadata"]["annotations"][ANNOTATION_OWNER], "alice");
+        assert_eq!(sys["spec"]["owner"], "alice");
         assert_eq!(sys["metadata"]["labels"][LABEL_OWNER], "alice");
         let c = &sys["spec"]["containers"][0];
         assert_eq!(c["name"], "nginx");

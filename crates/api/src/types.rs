@@ -48,7 +48,7 @@ pub struct SystemView {
     /// When it was created (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    /// Who created it through this API (the `tycho.dev/owner` annotation).
+    /// Who it belongs to (`spec.owner`; the API sets the caller's identity on create).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Labels.

@@ -73,16 +73,46 @@ pub const POD_RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("self.containers.all(c, !has(c.ports) || c.ports.all(p, self.containers.map(d, has(d.ports) ? d.ports.filter(q, q.port == p.port && (has(q.protocol) ? q.protocol : 'TCP') == (has(p.protocol) ? p.protocol : 'TCP')).size() : 0).sum() == 1))").message("spec.containers[].ports: a port and protocol may appear only once in the whole System"),
-    validation = Rule::new("self.containers.map(c, has(c.files) ? c.files.map(f, has(f.content) ? f.content.size() : (has(f.binaryContent) ? f.binaryContent.size() * 3 / 4 : 0)).sum() : 0).sum() <= 1000000").message("spec.containers[].files: the total size of all pre-boot files must be at most 1000000 bytes (one ConfigMap)"),
+    validation = Rule::new("has(self.template) || (has(self.containers) && size(self.containers) >= 1)").message("spec.containers: at least one container is required (or a spec.template that gives them)"),
+    validation = Rule::new("!has(self.containers) || self.containers.all(c, !has(c.ports) || c.ports.all(p, self.containers.map(d, has(d.ports) ? d.ports.filter(q, q.port == p.port && (has(q.protocol) ? q.protocol : 'TCP') == (has(p.protocol) ? p.protocol : 'TCP')).size() : 0).sum() == 1))").message("spec.containers[].ports: a port and protocol may appear only once in the whole System"),
+    validation = Rule::new("!has(self.containers) || self.containers.map(c, has(c.files) ? c.files.map(f, has(f.content) ? f.content.size() : (has(f.binaryContent) ? f.binaryContent.size() * 3 / 4 : 0)).sum() : 0).sum() <= 1000000").message("spec.containers[].files: the total size of all pre-boot files must be at most 1000000 bytes (one ConfigMap)"),
     validation = Rule::new("!has(self.workload) || self.workload != 'Pod' || !has(self.replicas) || self.replicas <= 1").message("spec.replicas: a bare Pod workload runs exactly one replica"),
-    validation = Rule::new("!has(self.volumes) || self.volumes.all(v, !has(v.container) || self.containers.exists(c, c.name == v.container))").message("spec.volumes[].container: must name a container of this System")
+    validation = Rule::new("!has(self.volumes) || has(self.template) || self.volumes.all(v, !has(v.container) || (has(self.containers) && self.containers.exists(c, c.name == v.container)))").message("spec.volumes[].container: must name a container of this System")
 )]
 pub struct SystemSpec {
-    /// The containers of the stack; they share one pod (network, volumes, lifecycle).
-    #[schemars(length(min = 1, max = 16))]
+    /// The containers of the stack; they share one pod (network, volumes, lifecycle). At least one,
+    /// unless `template` gives them; with a template, a container of the same name changes the
+    /// template's container (its own fields win) and others are added.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub containers: Vec<ContainerSpec>,
+
+    /// Name of a `SystemTemplate` (cluster-scoped, `kubectl get systemtemplates`) this System is made
+    /// from: the controller starts from the template's `system`, fills in `parameters`, and lays this
+    /// System's own fields over it (a field left at its default takes the template's value). A change
+    /// of the template re-renders its Systems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub template: Option<String>,
+
+    /// Values of the template's declared parameters, by name (strings, numbers or booleans, as each
+    /// parameter's `type` says). Unknown names and wrong types, and parameters without a `template`, are
+    /// refused with a condition and an Event (the values are untyped here, so CEL cannot see them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[schemars(schema_with = "parameter_values_schema")]
+    pub parameters: BTreeMap<String, serde_json::Value>,
+
+    /// Who the System belongs to (a user name; the HTTP API sets the caller's). Every child object carries
+    /// it as the label `tycho.dev/owner` (in a label-safe form) and every container as `TYCHO_OWNER`; a
+    /// template's `maxPerOwner` counts by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub owner: Option<String>,
 
     /// How the stack runs: `Deployment` (default; restarted and rolled out by Kubernetes) or a bare `Pod`
     /// (replaced by Tycho whenever its spec changes).
@@ -155,6 +185,121 @@ pub struct SystemSpec {
 
 fn default_replicas() -> i32 {
     1
+}
+
+/// A map of parameter values: any JSON scalar per name (checked against the template's declared types by
+/// the controller, since the template is another object).
+fn parameter_values_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": { "x-kubernetes-preserve-unknown-fields": true }
+    })
+}
+
+/// Any JSON value (a parameter's default or allowed value).
+fn any_value_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+}
+
+/// A list of any JSON values.
+fn any_values_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "maxItems": 64,
+        "items": { "x-kubernetes-preserve-unknown-fields": true }
+    })
+}
+
+/// Annotation on a `SystemTemplate`: the default `lifetime` of Systems made from it, as seconds or a
+/// duration (`90m`, `8h`, `2d`); a System's own `lifetime` wins.
+pub const ANNOTATION_MAX_AGE: &str = "tycho.dev/max-age";
+/// Label on every child of a System with an owner: the owner in a label-safe form.
+pub const LABEL_OWNER: &str = "tycho.dev/owner";
+/// Environment variable with the System's owner, in every container of a System with an owner.
+pub const ENV_OWNER: &str = "TYCHO_OWNER";
+
+/// A stack in the catalog: a System spec with defaults and declared parameters that Systems name in
+/// `spec.template` (`tycho run TEMPLATE`, the SDK and the HTTP API take a template name too).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "tycho.dev",
+    version = "v1alpha1",
+    kind = "SystemTemplate",
+    plural = "systemtemplates",
+    singular = "systemtemplate",
+    shortname = "systpl",
+    category = "tycho",
+    derive = "PartialEq",
+    derive = "Default",
+    printcolumn = r#"{"name":"Description","type":"string","jsonPath":".spec.description","description":"What the stack is"}"#,
+    printcolumn = r#"{"name":"Max-Per-Owner","type":"integer","jsonPath":".spec.maxPerOwner","description":"Most running Systems per owner"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemTemplateSpec {
+    /// What the stack is, for catalogs (`kubectl get systemtemplates`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+
+    /// Parameters a System may give (`spec.parameters`); `${name}` in any string of `system` is replaced
+    /// by the value (given, else the default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub parameters: Vec<TemplateParameter>,
+
+    /// Most Systems made from this template that one owner (`spec.owner`) may run in a namespace; extra
+    /// ones are refused (`Ready=False`, reason `QuotaExceeded`, no children) and admitted in creation
+    /// order as others go. Unset: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10_000))]
+    pub max_per_owner: Option<i32>,
+
+    /// The System spec that Systems naming this template start from.
+    pub system: SystemSpec,
+}
+
+/// A declared parameter of a template.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateParameter {
+    /// Name, as `${name}` in the template's strings and as a key of a System's `spec.parameters`.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+    )]
+    pub name: String,
+    /// Type of the value: `string` (default), `integer`, `number` or `boolean`.
+    #[serde(default, rename = "type")]
+    pub kind: ParameterType,
+    /// What it means, for catalogs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+    /// Value when a System gives none. A parameter without a default must be given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_value_schema")]
+    pub default: Option<serde_json::Value>,
+    /// The only values allowed (any, when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "any_values_schema")]
+    pub allowed: Vec<serde_json::Value>,
+}
+
+/// Type of a template parameter.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParameterType {
+    /// Any text.
+    #[default]
+    String,
+    /// A whole number.
+    Integer,
+    /// Any number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
 }
 
 /// The kind of workload that runs the System's pod.
@@ -503,6 +648,9 @@ pub struct SystemStatus {
     /// Comma-separated node ports, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_ports: Option<String>,
+    /// The template the System was made from, as `name@resourceVersion` of the version last rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
     /// When the System will be collected (session expiry or lifetime), as last observed; RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
@@ -578,10 +726,18 @@ impl System {
 /// The CRD of [`System`] as YAML, exactly as committed under `crds/`.
 pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
     use kube::CustomResourceExt;
-    let crd = System::crd();
-    let body = serde_saphyr::to_string(&crd)?;
+    let body = serde_saphyr::to_string(&System::crd())?;
     Ok(format!(
-        "# Generated by `tycho crd` from crates/model/src/lib.rs. Do not edit by hand.\n---\n{body}"
+        "# Generated by `tycho crd system` from crates/model/src/lib.rs. Do not edit by hand.\n---\n{body}"
+    ))
+}
+
+/// The CRD of [`SystemTemplate`] as YAML, exactly as committed under `crds/`.
+pub fn template_crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    use kube::CustomResourceExt;
+    let body = serde_saphyr::to_string(&SystemTemplate::crd())?;
+    Ok(format!(
+        "# Generated by `tycho crd systemtemplate` from crates/model/src/lib.rs. Do not edit by hand.\n---\n{body}"
     ))
 }
 
@@ -605,6 +761,24 @@ pub fn system_name_prefix(base: &str) -> String {
     }
     s.truncate(40);
     s.trim_end_matches('-').to_string()
+}
+
+/// A label value for a user name: characters outside `[A-Za-z0-9._-]` become `.`, at most 63
+/// characters, starting and ending alphanumeric (`system:serviceaccount:a:b` → `system.serviceaccount.a.b`).
+pub fn owner_label(user: &str) -> String {
+    let s: String = user
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    let s = s.get(..63).unwrap_or(&s);
+    s.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
 }
 
 fn dns_chars(text: &str) -> String {

@@ -88,7 +88,16 @@ impl Validator {
 
     fn spec(&mut self, spec: &SystemSpec) {
         if spec.containers.is_empty() {
-            self.err("spec.containers", "at least one container is required");
+            self.err(
+                "spec.containers",
+                "at least one container is required (or a spec.template that gives them)",
+            );
+        }
+        if !spec.parameters.is_empty() && spec.template.is_none() {
+            self.err(
+                "spec.parameters",
+                "parameters are given to a spec.template; name one",
+            );
         }
         if spec.containers.len() > MAX_CONTAINERS {
             self.err(

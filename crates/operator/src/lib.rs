@@ -7,3 +7,4 @@
 pub mod controller;
 pub mod leader;
 pub mod render;
+pub mod template;

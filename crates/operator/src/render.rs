@@ -587,6 +587,9 @@ pub fn standard_labels(system: &System) -> BTreeMap<String, String> {
     if let Some(session) = &system.spec.session {
         labels.insert(model::LABEL_SESSION.to_string(), session.clone());
     }
+    if let Some(owner) = &system.spec.owner {
+        labels.insert(model::LABEL_OWNER.to_string(), model::owner_label(owner));
+    }
     labels
 }
 

@@ -593,6 +593,29 @@ impl Container {
         Ok(tunnel)
     }
 
+    /// Restart the container, as `kubectl rollout restart` does: the System's pods are replaced (a bare
+    /// Pod by a new one, a Deployment by a rollout). Files put into the old pod are gone; the pre-boot
+    /// files are written again. Wait with [`Container::wait_ready`].
+    pub async fn restart(&self) -> Result<(), SdkError> {
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { tycho_model::ANNOTATION_RESTARTED_AT: now } }
+        });
+        self.systems()
+            .patch(
+                &self.inner.system,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .map_err(SdkError::api(format!(
+                "restart System {}",
+                self.inner.system
+            )))?;
+        self.refresh_pod().await;
+        Ok(())
+    }
+
     /// Delete the System (its pod, files and service go with it).
     pub async fn destroy(&self) -> Result<(), SdkError> {
         match self

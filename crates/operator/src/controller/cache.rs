@@ -29,7 +29,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 
-use tycho_model::{LABEL_SYSTEM, System};
+use tycho_model::{LABEL_SYSTEM, System, SystemTemplate};
 
 use super::triggers::DigestFilter;
 
@@ -161,6 +161,11 @@ pub fn session_of(s: &System) -> Vec<String> {
     s.spec.session.iter().cloned().collect()
 }
 
+/// The template a System is made from, as its one key.
+pub fn template_of(s: &System) -> Vec<String> {
+    s.spec.template.iter().cloned().collect()
+}
+
 /// The claims a System mounts.
 pub fn claims_of(s: &System) -> Vec<String> {
     let mut c: Vec<String> = s.spec.volumes.iter().map(|v| v.claim.clone()).collect();
@@ -207,6 +212,19 @@ impl<K: Resource> LabelIndex<K> {
                 }
             }
         }
+    }
+
+    /// `(namespace, name)` of the objects with key `key` in any namespace.
+    pub fn everywhere(&self, key: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .live
+            .by_key
+            .iter()
+            .filter(|((_, k), _)| k == key)
+            .flat_map(|((ns, _), names)| names.iter().map(move |n| (ns.clone(), n.clone())))
+            .collect();
+        out.sort();
+        out
     }
 
     /// Names of the objects in `ns` with key `key`, in order.
@@ -344,6 +362,10 @@ pub struct Caches {
     pub by_session: Arc<RwLock<LabelIndex<System>>>,
     /// Systems by the claims they mount.
     pub by_claim: Arc<RwLock<LabelIndex<System>>>,
+    /// Systems by the template they are made from.
+    pub by_template: Arc<RwLock<LabelIndex<System>>>,
+    /// SystemTemplates (cluster-scoped).
+    pub templates: Store<SystemTemplate>,
     /// Deployments labelled as Tycho's.
     pub deployments: Indexed<Deployment>,
     /// Pods labelled as Tycho's.
@@ -361,17 +383,29 @@ pub struct Caches {
 }
 
 impl Caches {
-    /// A stream of System events that keeps [`Caches::by_session`] and [`Caches::by_claim`] (given
-    /// empty) up to date.
+    /// A stream of System events that keeps the System indexes (given empty) up to date.
     pub fn index_systems(
-        by_session: Arc<RwLock<LabelIndex<System>>>,
-        by_claim: Arc<RwLock<LabelIndex<System>>>,
+        indexes: Vec<Arc<RwLock<LabelIndex<System>>>>,
         events: impl Stream<Item = Result<watcher::Event<System>, watcher::Error>> + Send + 'static,
     ) -> impl Stream<Item = Result<watcher::Event<System>, watcher::Error>> + Send + 'static {
         events.inspect_ok(move |event| {
-            write(&by_session, event);
-            write(&by_claim, event);
+            for index in &indexes {
+                write(index, event);
+            }
         })
+    }
+
+    /// The cached template of that name.
+    pub fn template(&self, name: &str) -> Option<Arc<SystemTemplate>> {
+        self.templates.get(&ObjectRef::new(name))
+    }
+
+    /// `(namespace, name)` of the cached Systems made from template `name`.
+    pub fn systems_of_template(
+        index: &RwLock<LabelIndex<System>>,
+        name: &str,
+    ) -> Vec<(String, String)> {
+        read(index).everywhere(name)
     }
 
     /// The cached Systems of `ns` that `index` files under `key`, by name.
@@ -437,6 +471,7 @@ impl Caches {
         poll(&self.config_maps.store).await;
         poll(&self.leases).await;
         poll(&self.claims).await;
+        poll(&self.templates).await;
     }
 }
 

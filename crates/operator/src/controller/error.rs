@@ -9,6 +9,9 @@ pub enum ControllerError {
     /// The System's spec fails validation; each problem names its field.
     #[error("invalid spec: {}", join(.0))]
     InvalidSpec(Vec<FieldError>),
+    /// The System's template is missing, or its parameters or the template itself are wrong.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
     /// Rendering the System failed (names the template and line).
     #[error("rendering failed: {0}")]
     RenderFailed(#[source] RenderError),
@@ -83,6 +86,7 @@ impl ControllerError {
     pub fn reason(&self) -> &'static str {
         match self {
             ControllerError::InvalidSpec(_) => "InvalidSpec",
+            ControllerError::Template(e) => e.reason(),
             ControllerError::RenderFailed(_) => "RenderFailed",
             ControllerError::MissingClaim { .. } => "MissingClaim",
             ControllerError::MissingMetadata(_) => "MissingMetadata",
@@ -109,6 +113,7 @@ impl ControllerError {
         matches!(
             self,
             ControllerError::InvalidSpec(_)
+                | ControllerError::Template(_)
                 | ControllerError::RenderFailed(_)
                 | ControllerError::MissingClaim { .. }
                 | ControllerError::MissingMetadata(_)

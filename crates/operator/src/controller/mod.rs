@@ -56,7 +56,7 @@ pub use error::ControllerError;
 use self::cache::{Caches, LabelIndex};
 
 use crate::render::{RenderSettings, Renderer};
-use tycho_model::{LABEL_MANAGED_BY, LABEL_SYSTEM, MANAGED_BY, System};
+use tycho_model::{LABEL_MANAGED_BY, LABEL_SYSTEM, MANAGED_BY, System, SystemTemplate};
 
 use self::backoff::{BackoffPolicy, Backoffs};
 use self::metrics::{Health, Metrics};
@@ -187,6 +187,24 @@ fn claim_mapper(
     }
 }
 
+/// Maps a SystemTemplate event to the Systems made from it (in this scope), so a template's change
+/// re-renders them and a template created late starts them.
+fn template_mapper(
+    by_template: Arc<RwLock<LabelIndex<System>>>,
+    scope: Option<String>,
+) -> impl Fn(SystemTemplate) -> Vec<ObjectRef<System>> + Send + Sync {
+    move |template: SystemTemplate| {
+        let Some(name) = template.metadata.name.as_deref() else {
+            return Vec::new();
+        };
+        Caches::systems_of_template(&by_template, name)
+            .into_iter()
+            .filter(|(ns, _)| scope.as_deref().is_none_or(|s| s == ns))
+            .map(|(ns, n)| ObjectRef::new(&n).within(&ns))
+            .collect()
+    }
+}
+
 /// Maps a Pod event to its System through the `tycho.dev/system` label (Deployment pods are owned by a
 /// ReplicaSet, so owner references would not reach the System).
 fn pod_mapper(pod: Pod) -> Option<ObjectRef<System>> {
@@ -246,10 +264,18 @@ fn watch_scope(
         cache::strip,
     );
     // A System wakes on its spec, labels, annotations and deletion, not on its own status writes.
+    let (templates, template_events) = cache::reflect(
+        Api::<SystemTemplate>::all(client.clone()),
+        watcher::Config::default(),
+        cache::strip,
+    );
     let by_session = Arc::new(RwLock::new(LabelIndex::by(cache::session_of)));
     let by_claim = Arc::new(RwLock::new(LabelIndex::by(cache::claims_of)));
-    let systems_events =
-        Caches::index_systems(by_session.clone(), by_claim.clone(), systems_events);
+    let by_template = Arc::new(RwLock::new(LabelIndex::by(cache::template_of)));
+    let systems_events = Caches::index_systems(
+        vec![by_session.clone(), by_claim.clone(), by_template.clone()],
+        systems_events,
+    );
     let system_triggers = systems_events
         .applied_objects()
         .predicate_filter(triggers::system, Default::default());
@@ -271,6 +297,10 @@ fn watch_scope(
             claim_events.touched_objects(),
             claim_mapper(systems.clone(), by_claim.clone()),
         )
+        .watches_stream(
+            template_events.touched_objects(),
+            template_mapper(by_template.clone(), ns.map(str::to_string)),
+        )
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stopped(stop_rx));
     let caches = cache::Caches {
@@ -284,6 +314,8 @@ fn watch_scope(
         claims,
         by_session,
         by_claim,
+        by_template,
+        templates,
         synced: Arc::default(),
     };
     (ctrl, caches)

@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, instrument, warn};
 
 use crate::render::{RenderError, Renderer};
+use crate::template;
 use tycho_model::{Phase, System, SystemStatus, Workload};
 
 use super::FIELD_MANAGER;
@@ -256,7 +257,15 @@ async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action,
     }
     let ids = Ids::of(system)?;
     ctx.caches(&ids.ns)?.synced().await;
-    let lifetime = lifetime_of(system);
+    let caches = ctx.caches(&ids.ns)?;
+    // The System as it runs: its template (as cached) applied; the owner comes after validation.
+    let template = system
+        .spec
+        .template
+        .as_deref()
+        .and_then(|t| caches.template(t));
+    let mut effective = template::effective(system, template.as_deref())?;
+    let lifetime = lifetime_of(&effective.system);
     if let Some(deadline) = lifetime
         && ctx.clock.now() >= deadline
     {
@@ -272,28 +281,32 @@ async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action,
         (a, b) => a.or(b),
     };
 
-    tycho_model::validate::validate(system).map_err(ControllerError::InvalidSpec)?;
-    let caches = ctx.caches(&ids.ns)?;
-    check_claims(system, &ids.ns, caches)?;
-    let rendered = ctx.renderer.render(system).map_err(|e| match e {
+    tycho_model::validate::validate(&effective.system).map_err(ControllerError::InvalidSpec)?;
+    if let Some(action) = quota_gate(system, &effective, caches, &session, lifetime, ctx).await? {
+        return Ok(action);
+    }
+    template::apply_owner(&mut effective.system.spec);
+    let run = &effective.system;
+    check_claims(run, &ids.ns, caches)?;
+    let rendered = ctx.renderer.render(run).map_err(|e| match e {
         RenderError::Invalid(fields) => ControllerError::InvalidSpec(fields),
         other => ControllerError::RenderFailed(other),
     })?;
     let live = live_children(caches, &ids.ns, &ids.name);
-    let plan = plan::plan(rendered, &live, &ids.uid, system.spec.paused)?;
+    let plan = plan::plan(rendered, &live, &ids.uid, run.spec.paused)?;
     let applied = carry_out(ctx, &ids, plan).await?;
     announce(ctx, system, &applied.changes).await;
 
-    let workload = match (&applied.deployment, system.spec.workload) {
+    let workload = match (&applied.deployment, run.spec.workload) {
         (Some(d), _) => AppliedWorkload::Deployment(d),
         (None, Workload::Pod) | (None, Workload::Deployment) => {
             AppliedWorkload::Pod(applied.pod.as_ref())
         }
     };
     let node_address = node_address(ctx).await;
-    let status = compute_status(
+    let mut status = compute_status(
         &StatusInput {
-            system,
+            system: run,
             outcome: Outcome::Applied {
                 workload,
                 service: applied.service.as_ref(),
@@ -306,6 +319,7 @@ async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action,
         },
         system.status.as_ref(),
     );
+    status.template = effective.template_version.clone();
     let was_ready = system.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready);
     if write_status(system, &status, ctx).await? && !was_ready && status.phase == Some(Phase::Ready)
     {
@@ -328,6 +342,94 @@ async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action,
         after = after.min(REPLACE_REQUEUE);
     }
     Ok(Action::requeue(after))
+}
+
+/// How often a System held back by its template's `maxPerOwner` looks again.
+const QUOTA_RECHECK: Duration = Duration::from_secs(5);
+
+/// The position of `system` among its owner's Systems of the same template in its namespace, oldest
+/// first (creation time, then name), not counting those being deleted; and how many there are.
+pub(crate) fn quota_position(system: &System, mates: &[Arc<System>]) -> Option<(usize, usize)> {
+    let owner = system.spec.owner.as_deref()?;
+    let mut mine: Vec<&System> = mates
+        .iter()
+        .map(|s| s.as_ref())
+        .filter(|s| {
+            s.spec.owner.as_deref() == Some(owner) && s.metadata.deletion_timestamp.is_none()
+        })
+        .collect();
+    mine.sort_by(|a, b| {
+        let key = |s: &System| {
+            (
+                s.metadata.creation_timestamp.clone().map(|t| t.0),
+                s.name_any(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let position = mine
+        .iter()
+        .position(|s| s.name_any() == system.name_any())?;
+    Some((position, mine.len()))
+}
+
+/// A template's `maxPerOwner`: a System past it starts nothing (status Pending, `QuotaExceeded`, and a
+/// Warning once) and looks again shortly; those before it in creation order go first.
+async fn quota_gate(
+    system: &System,
+    effective: &template::Effective,
+    caches: &Caches,
+    session: &SessionStatus,
+    lifetime: Option<Timestamp>,
+    ctx: &Context,
+) -> Result<Option<Action>, ControllerError> {
+    let (Some(max), Some(owner), Some(tname)) = (
+        effective.max_per_owner,
+        system.spec.owner.as_deref(),
+        system.spec.template.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    let ns = system.namespace().unwrap_or_default();
+    let mates = Caches::systems_under(&caches.systems, &caches.by_template, &ns, tname);
+    let Some((position, count)) = quota_position(system, &mates) else {
+        return Ok(None);
+    };
+    let max = usize::try_from(max).unwrap_or(0);
+    if position < max {
+        return Ok(None);
+    }
+    let message = format!(
+        "{owner} runs {max} Systems of template {tname} in {ns}, its maxPerOwner; this one is number {} of {count} in creation order and starts when an earlier one goes",
+        position + 1
+    );
+    let mut status = compute_status(
+        &StatusInput {
+            system: &effective.system,
+            outcome: Outcome::Waiting {
+                reason: "QuotaExceeded",
+                message: &message,
+            },
+            session,
+            expires_at: lifetime,
+            node_address: None,
+            now: ctx.clock.now(),
+        },
+        system.status.as_ref(),
+    );
+    status.template = effective.template_version.clone();
+    if write_status(system, &status, ctx).await? {
+        event(
+            ctx,
+            system,
+            EventType::Warning,
+            "QuotaExceeded",
+            "Admit",
+            message,
+        )
+        .await;
+    }
+    Ok(Some(Action::requeue(QUOTA_RECHECK)))
 }
 
 /// Whether a reconcile goes on past the session check.

@@ -69,6 +69,13 @@ pub enum Outcome<'a> {
     },
     /// Not started because of the session.
     NotStarted,
+    /// Not started yet, for a reason that passes by itself (a template's `maxPerOwner`).
+    Waiting {
+        /// CamelCase reason, e.g. QuotaExceeded.
+        reason: &'a str,
+        /// What it waits for.
+        message: &'a str,
+    },
     /// Children applied.
     Applied {
         /// The workload.
@@ -140,6 +147,14 @@ pub fn compute_status(input: &StatusInput<'_>, previous: Option<&SystemStatus>) 
                 cond(READY, false, reason, message),
                 cond(PROGRESSING, false, reason, "the spec cannot run as written"),
                 cond(DEGRADED, true, reason, message),
+            ],
+        ),
+        Outcome::Waiting { reason, message } => (
+            Phase::Pending,
+            vec![
+                cond(READY, false, reason, message),
+                cond(PROGRESSING, false, reason, message),
+                cond(DEGRADED, false, reason, message),
             ],
         ),
         Outcome::NotStarted => {
@@ -273,6 +288,8 @@ pub fn compute_status(input: &StatusInput<'_>, previous: Option<&SystemStatus>) 
             Some(node_ports.join(","))
         },
         expires_at: input.expires_at.map(format_time),
+        // The reconcile that renders sets it; other outcomes keep the last one rendered.
+        template: previous.and_then(|p| p.template.clone()),
     }
 }
 
