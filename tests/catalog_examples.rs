@@ -25,7 +25,11 @@ async fn every_catalog_template_is_accepted_and_runs() {
         let t: SystemTemplate = serde_saphyr::from_str(&text).unwrap();
         let name = t.metadata.name.clone().unwrap();
         templates
-            .patch(&name, &PatchParams::apply("tycho-tests").force(), &Patch::Apply(&t))
+            .patch(
+                &name,
+                &PatchParams::apply("tycho-tests").force(),
+                &Patch::Apply(&t),
+            )
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         // Only the parameters without a default.
@@ -51,10 +55,15 @@ async fn every_catalog_template_is_accepted_and_runs() {
             let s = systems.get(&sys).await.ok()?;
             let st = s.status?;
             st.template.as_ref()?;
-            matches!(st.phase?.as_str(), "Ready" | "Progressing").then(|| st.phase.map(|p| p.as_str()))
+            matches!(st.phase?.as_str(), "Ready" | "Progressing")
+                .then(|| st.phase.map(|p| p.as_str()))
         })
         .await;
-        assert!(phase.is_some(), "{sys} renders and starts: {:?}", systems.get(&sys).await.ok().and_then(|s| s.status));
+        assert!(
+            phase.is_some(),
+            "{sys} renders and starts: {:?}",
+            systems.get(&sys).await.ok().and_then(|s| s.status)
+        );
     }
     controller.stop().await;
     for name in &names {

@@ -262,7 +262,9 @@ impl Gen {
                 paused: workload == Workload::Deployment && self.chance(0.2),
                 expose,
                 session: self.chance(0.3).then(|| "lease.a-1".into()),
-                owner: self.chance(0.3).then(|| "system:serviceaccount:team-a:alice".into()),
+                owner: self
+                    .chance(0.3)
+                    .then(|| "system:serviceaccount:team-a:alice".into()),
                 template: None,
                 parameters: BTreeMap::new(),
                 lifetime: self.chance(0.2).then_some(60),
