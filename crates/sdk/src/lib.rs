@@ -42,6 +42,7 @@ pub mod registry;
 mod session;
 mod spec;
 mod tunnel;
+pub mod wait;
 
 pub use container::{Container, LogLine};
 pub use error::SdkError;
