@@ -117,7 +117,8 @@ def test_callbacks_run_while_the_main_thread_waits(nginx):
     nginx.spawn_process("sleep 3").wait_until_complete()
     waited = time.monotonic()
     assert b"".join(d for _, d in seen) == b"a\nb\n"
-    assert all(t < waited - 1 for t, _ in seen), (seen, waited)
+    # Held GIL: the callbacks could only run once the wait returned.
+    assert all(t < waited - 0.3 for t, _ in seen), (seen, waited)
 
 
 def test_ctrl_c_interrupts_a_wait_and_ends_the_session(cluster, tmp_path):
