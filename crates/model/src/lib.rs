@@ -73,7 +73,7 @@ pub const POD_RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.template) || (has(self.containers) && size(self.containers) >= 1)").message("spec.containers: at least one container is required (or a spec.template that gives them)"),
+    validation = Rule::new("has(self.template) || (has(self.containers) && size(self.containers) >= 1)").message("spec.containers: at least one container is required (or a spec.template that gives them)").field_path(".containers"),
     validation = Rule::new("!has(self.containers) || self.containers.all(c, !has(c.ports) || c.ports.all(p, self.containers.map(d, has(d.ports) ? d.ports.filter(q, q.port == p.port && (has(q.protocol) ? q.protocol : 'TCP') == (has(p.protocol) ? p.protocol : 'TCP')).size() : 0).sum() == 1))").message("spec.containers[].ports: a port and protocol may appear only once in the whole System"),
     validation = Rule::new("!has(self.containers) || self.containers.map(c, has(c.files) ? c.files.map(f, has(f.content) ? f.content.size() : (has(f.binaryContent) ? f.binaryContent.size() * 3 / 4 : 0)).sum() : 0).sum() <= 1000000").message("spec.containers[].files: the total size of all pre-boot files must be at most 1000000 bytes (one ConfigMap)"),
     validation = Rule::new("!has(self.workload) || self.workload != 'Pod' || !has(self.replicas) || self.replicas <= 1").message("spec.replicas: a bare Pod workload runs exactly one replica"),
