@@ -13,6 +13,7 @@ pub mod crd;
 pub mod dev;
 pub mod docs;
 pub mod error;
+pub mod import;
 pub mod output;
 pub mod render;
 pub mod run;
@@ -61,6 +62,8 @@ pub enum Command {
     Api(api::ApiArgs),
     /// Render Systems from a file into the Kubernetes objects Tycho would create, offline.
     Render(render::RenderArgs),
+    /// Turn a Compose file's services into one System (or a SystemTemplate), saying what could not be mapped.
+    Import(import::ImportArgs),
     #[cfg(feature = "dev")]
     /// Start an emulated cluster with the CRD installed and the controller running, for trying Tycho without a cluster.
     Dev(dev::DevArgs),
@@ -128,6 +131,7 @@ async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Crd(args) => crd::run(args),
         Command::Api(args) => api::run(args).await,
         Command::Render(args) => render::run(args),
+        Command::Import(args) => import::run(args),
         #[cfg(feature = "dev")]
         Command::Dev(args) => dev::run_dev(args).await,
         #[cfg(feature = "dev")]

@@ -10,6 +10,7 @@
 
 #![deny(missing_docs)]
 
+pub mod compose;
 pub mod quantity;
 pub mod validate;
 
