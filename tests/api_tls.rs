@@ -8,9 +8,10 @@ use std::process::Command;
 use common::{TestCluster, skip};
 use tycho_api::{ApiServer, ServeConfig};
 
-fn have(cmd: &str) -> bool {
+/// Whether `cmd arg` runs (openssl answers `version`, curl `--version`).
+fn have(cmd: &str, arg: &str) -> bool {
     Command::new(cmd)
-        .arg("--version")
+        .arg(arg)
         .output()
         .is_ok_and(|o| o.status.success())
 }
@@ -38,7 +39,7 @@ async fn tls_from_files_and_no_plain_http_off_loopback() {
             .is_ok()
     );
 
-    if !have("openssl") || !have("curl") {
+    if !have("openssl", "version") || !have("curl", "--version") {
         skip(
             "tls_from_files_and_no_plain_http_off_loopback",
             "openssl or curl is not installed",
