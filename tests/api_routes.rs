@@ -6,27 +6,13 @@ mod common;
 use std::time::Duration;
 
 use common::api::{ApiUnderTest, editor_rules, user};
-use common::{TestCluster, eventually};
+use common::{TestCluster, until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 use tycho_api::Limits;
 use tycho_model::System;
-
-/// Wait until `f` is true, at most `limit`.
-async fn until<F, Fut>(limit: Duration, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let ok = eventually(limit, || {
-        let fut = f();
-        async move { fut.await.then_some(()) }
-    })
-    .await;
-    assert!(ok.is_some(), "timed out waiting until {what}");
-}
 
 async fn setup() -> (TestCluster, common::RunningController, ApiUnderTest) {
     let cluster = TestCluster::start().await;

@@ -8,25 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestCluster, eventually};
+use common::{TestCluster, until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tycho_model::{System, SystemTemplate};
-
-async fn until<F, Fut>(limit: Duration, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let ok = eventually(limit, || {
-        let fut = f();
-        async move { fut.await.then_some(()) }
-    })
-    .await;
-    assert!(ok.is_some(), "timed out waiting until {what}");
-}
 
 fn system(name: &str, spec: Value) -> System {
     serde_json::from_value(json!({

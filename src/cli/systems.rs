@@ -285,9 +285,7 @@ pub async fn restart(args: RestartArgs) -> Result<ExitCode, CliError> {
     let (client, ns) = args.cluster.client().await?;
     let api = systems(&client, &ns);
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let patch = serde_json::json!({
-        "metadata": { "annotations": { tycho_model::ANNOTATION_RESTARTED_AT: now } }
-    });
+    let patch = tycho_model::restart_patch(&now);
     for n in &args.names {
         api.patch(
             n,

@@ -34,7 +34,8 @@ pub use fixtures::{SystemBuilder, good_system_files, system, yaml_files};
 pub use kubelet::runs_containers;
 #[allow(unused_imports)]
 pub use skip::{SKIP_LOG_ENV, current_test, skip};
-pub use wait::{eventually, free_addr};
+#[allow(unused_imports)]
+pub use wait::{eventually, free_addr, until};
 
 /// Environment variable naming a kubeconfig of a real cluster to test against instead of the emulator.
 pub const KUBECONFIG_ENV: &str = "TYCHO_TEST_KUBECONFIG";

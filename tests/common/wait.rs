@@ -24,6 +24,20 @@ where
     }
 }
 
+/// Wait until `f` is true, at most `limit`; fail the test naming `what` otherwise.
+pub async fn until<F, Fut>(limit: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let ok = eventually(limit, || {
+        let fut = f();
+        async move { fut.await.then_some(()) }
+    })
+    .await;
+    assert!(ok.is_some(), "timed out waiting until {what}");
+}
+
 /// A free local address (bound and released).
 pub fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -12,8 +12,6 @@ use crate::types::{ChangeSystem, CreateSystem, SessionView, ShortResources, Syst
 
 /// Label of a System created through the API: a label-safe form of `spec.owner`, for selecting by owner.
 pub const LABEL_OWNER: &str = tycho_model::LABEL_OWNER;
-/// Annotation the controller turns into the pods' `kubectl.kubernetes.io/restartedAt`.
-pub const ANNOTATION_RESTARTED_AT: &str = model::ANNOTATION_RESTARTED_AT;
 /// Field manager of every write this API makes.
 pub const FIELD_MANAGER: &str = "tycho-api";
 

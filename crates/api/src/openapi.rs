@@ -2,7 +2,7 @@
 //! the System's `spec` and `status` schemas from the System CRD, itself generated from `tycho_model`.
 
 use kube::CustomResourceExt;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tycho_model::System;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -130,11 +130,6 @@ fn to_openapi_31(v: &mut Value) {
     }
 }
 
-/// Whether the document's `SystemSpec` schema is the CRD's (for tests).
-pub fn spec_schema(doc: &Value) -> Option<&Map<String, Value>> {
-    doc["components"]["schemas"]["SystemSpec"].as_object()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,7 +138,9 @@ mod tests {
     fn the_document_carries_the_crd_schemas_and_every_route() {
         let doc = document().unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-        let spec = spec_schema(&doc).unwrap();
+        let spec = doc["components"]["schemas"]["SystemSpec"]
+            .as_object()
+            .unwrap();
         assert!(spec["properties"]["containers"].is_object());
         assert_eq!(doc["paths"].as_object().unwrap().len(), 9);
         assert!(!doc.to_string().contains("\"nullable\""));

@@ -50,6 +50,12 @@ pub const ANNOTATION_RESTARTED_AT: &str = "tycho.dev/restartedAt";
 /// The pod template annotation `kubectl rollout restart` sets.
 pub const POD_RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
+/// The merge patch that asks for a System's pods to be restarted as of `at` (RFC 3339), as
+/// `tycho restart`, the SDK's `Container::restart` and the HTTP API send it.
+pub fn restart_patch(at: &str) -> serde_json::Value {
+    serde_json::json!({ "metadata": { "annotations": { ANNOTATION_RESTARTED_AT: at } } })
+}
+
 /// A whole stack — one or more containers with their files, ports and limits — launched as a unit
 /// and, when it names a session, removed when that session ends.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

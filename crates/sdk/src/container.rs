@@ -598,9 +598,7 @@ impl Container {
     /// files are written again. Wait with [`Container::wait_ready`].
     pub async fn restart(&self) -> Result<(), SdkError> {
         let now = k8s_openapi::jiff::Timestamp::now().to_string();
-        let patch = serde_json::json!({
-            "metadata": { "annotations": { tycho_model::ANNOTATION_RESTARTED_AT: now } }
-        });
+        let patch = tycho_model::restart_patch(&now);
         self.systems()
             .patch(
                 &self.inner.system,

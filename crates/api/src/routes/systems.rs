@@ -15,7 +15,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::json;
 use tycho_model::{LABEL_SYSTEM, System};
 
 use super::Problems;
@@ -297,7 +296,7 @@ pub async fn restart(
     let api = systems(&caller, &ns)?;
     dns_name("name", &name, true)?;
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let patch = json!({ "metadata": { "annotations": { build::ANNOTATION_RESTARTED_AT: now } } });
+    let patch = tycho_model::restart_patch(&now);
     let pp = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..PatchParams::default()
