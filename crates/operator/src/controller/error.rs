@@ -59,6 +59,17 @@ pub enum ControllerError {
         #[source]
         source: serde_json::Error,
     },
+    /// A cached object could not be read back (it is packed as JSON when it enters the cache).
+    #[error("reading the cached {kind} {name}: {source}")]
+    Cached {
+        /// Kind of the object.
+        kind: &'static str,
+        /// Name of the object.
+        name: String,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The templates could not be compiled at start.
     #[error("cannot load templates: {0}")]
     Templates(#[source] RenderError),
@@ -102,6 +113,7 @@ impl ControllerError {
                 _ => "ApiError",
             },
             ControllerError::Serialize { .. } => "SerializeFailed",
+            ControllerError::Cached { .. } => "CacheUnreadable",
             ControllerError::Templates(_) => "TemplatesInvalid",
             ControllerError::MetricsServer { .. } => "MetricsServerFailed",
         }

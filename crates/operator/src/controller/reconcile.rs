@@ -292,7 +292,7 @@ async fn reconcile_system(system: &System, ctx: &Arc<Context>) -> Result<Action,
         RenderError::Invalid(fields) => ControllerError::InvalidSpec(fields),
         other => ControllerError::RenderFailed(other),
     })?;
-    let live = live_children(caches, &ids.ns, &ids.name);
+    let live = live_children(caches, &ids.ns, &ids.name)?;
     let plan = plan::plan(rendered, &live, &ids.uid, run.spec.paused)?;
     let applied = carry_out(ctx, &ids, plan).await?;
     announce(ctx, system, &applied.changes).await;
@@ -613,13 +613,19 @@ fn ready_note(status: &SystemStatus) -> String {
 }
 
 /// Children of one System as the caches have them (label-indexed).
-fn live_children(caches: &Caches, ns: &str, name: &str) -> Live {
-    Live {
-        deployments: caches.deployments.of_system(ns, name),
-        pods: caches.pods.of_system(ns, name),
-        services: caches.services.of_system(ns, name),
-        config_maps: caches.config_maps.of_system(ns, name),
+fn live_children(caches: &Caches, ns: &str, name: &str) -> Result<Live, ControllerError> {
+    fn unpacked<K>(
+        kind: &'static str,
+        got: Result<Vec<K>, (String, serde_json::Error)>,
+    ) -> Result<Vec<K>, ControllerError> {
+        got.map_err(|(name, source)| ControllerError::Cached { kind, name, source })
     }
+    Ok(Live {
+        deployments: unpacked("Deployment", caches.deployments.of_system(ns, name))?,
+        pods: unpacked("Pod", caches.pods.of_system(ns, name))?,
+        services: unpacked("Service", caches.services.of_system(ns, name))?,
+        config_maps: unpacked("ConfigMap", caches.config_maps.of_system(ns, name))?,
+    })
 }
 
 /// What a reconcile changed, for Events.
