@@ -21,7 +21,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::marker::PhantomData;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::{Stream, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
@@ -362,12 +362,16 @@ impl<K: Resource + Serialize + DeserializeOwned> Packed<K> {
     }
 }
 
-/// A store of packed objects and the label index kept beside it.
+/// A store of packed objects, the label index kept beside it, and the digests of the last version of
+/// each object that woke (or need not wake) its System.
 pub struct Indexed<K: Resource<DynamicType = ()> + 'static> {
     /// The objects, packed.
     pub store: Store<Packed<K>>,
     /// Their names by System.
     pub index: Arc<RwLock<LabelIndex<K>>>,
+    seen: Arc<Mutex<DigestFilter>>,
+    slim: fn(&mut K),
+    digest: fn(&K) -> Option<u64>,
 }
 
 impl<K> Clone for Indexed<K>
@@ -378,6 +382,9 @@ where
         Indexed {
             store: self.store.clone(),
             index: self.index.clone(),
+            seen: self.seen.clone(),
+            slim: self.slim,
+            digest: self.digest,
         }
     }
 }
@@ -397,6 +404,19 @@ where
                     .map_err(|e| (kube::ResourceExt::name_any(o.as_ref()), e))
             })
             .collect()
+    }
+
+    /// Record `obj`, the API server's answer to one of Tycho's own writes, as seen: the watch event of
+    /// that same version then does not wake its System, whose reconcile made the write and already
+    /// read the answer. A later version with other digested fields still wakes it; an event that
+    /// arrived before this call already did.
+    pub fn own_write(&self, obj: &K) {
+        let mut obj = obj.clone();
+        (self.slim)(&mut obj);
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(&watcher::Event::Apply(obj), self.digest);
     }
 }
 
@@ -451,7 +471,8 @@ where
     let (store, mut packed) = reflector::store::<Packed<K>>();
     let index = Arc::new(RwLock::new(LabelIndex::new()));
     let writer = index.clone();
-    let mut filter = DigestFilter::default();
+    let seen = Arc::new(Mutex::new(DigestFilter::default()));
+    let filter = seen.clone();
     let stream = watcher(api, config)
         .default_backoff()
         .modify(slim)
@@ -459,9 +480,22 @@ where
             packed.apply_watcher_event(&Packed::event(event));
             write(&writer, event);
         })
-        .try_filter(move |event| std::future::ready(filter.admit(event, digest)))
+        .try_filter(move |event| {
+            let admit = filter
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .admit(event, digest);
+            std::future::ready(admit)
+        })
         .touched_objects();
-    (Indexed { store, index }, stream)
+    let indexed = Indexed {
+        store,
+        index,
+        seen,
+        slim,
+        digest,
+    };
+    (indexed, stream)
 }
 
 /// Everything `reconcile` reads, for one watched scope (a namespace, or the whole cluster).
@@ -689,6 +723,42 @@ mod tests {
             ..Packed::key(&cm("b", None))
         };
         assert!(broken.unpack().is_err());
+    }
+
+    #[test]
+    fn the_echo_of_an_own_write_does_not_wake_but_a_later_change_does() {
+        let (store, _writer) = reflector::store::<Packed<ConfigMap>>();
+        let indexed = Indexed {
+            store,
+            index: Arc::new(RwLock::new(LabelIndex::new())),
+            seen: Arc::new(Mutex::new(DigestFilter::default())),
+            slim: strip,
+            digest: super::super::triggers::object::<ConfigMap>,
+        };
+        let admit = |obj: &ConfigMap| {
+            indexed
+                .seen
+                .lock()
+                .unwrap()
+                .admit(&watcher::Event::Apply(obj.clone()), indexed.digest)
+        };
+        let mut c = cm("a-files", Some("a"));
+        // Someone else's object wakes its System the first time it is seen.
+        assert!(admit(&cm("b-files", Some("b"))));
+        // Tycho applied c and read the answer: its watch event is an echo.
+        indexed.own_write(&c);
+        assert!(!admit(&c));
+        // An outside edit of the data is not.
+        c.data = Some([("k".to_string(), "v".to_string())].into());
+        assert!(admit(&c));
+        // A deletion always wakes.
+        assert!(
+            indexed
+                .seen
+                .lock()
+                .unwrap()
+                .admit(&watcher::Event::Delete(c), indexed.digest)
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tycho_model::{Phase, System, SystemStatus, Workload};
 
 use super::FIELD_MANAGER;
 use super::backoff::Backoffs;
-use super::cache::Caches;
+use super::cache::{Caches, Indexed};
 use super::collect::{self, Collector};
 use super::error::{ControllerError, api_code};
 use super::metrics::Metrics;
@@ -528,22 +528,41 @@ struct Applied {
 /// Carry out a plan: ConfigMap, Service, the workload, then the prunes.
 async fn carry_out(ctx: &Context, ids: &Ids, plan: plan::Plan) -> Result<Applied, ControllerError> {
     let ns = &ids.ns;
+    let caches = ctx.caches(ns)?;
     let mut changes = Changes::default();
     if let Some(step) = plan.config_map {
-        act(ctx, ns, step, "ConfigMap", &mut changes).await?;
+        act(
+            ctx,
+            ns,
+            step,
+            "ConfigMap",
+            &caches.config_maps,
+            &mut changes,
+        )
+        .await?;
     }
     let service = match plan.service {
-        Some(step) => Some(act(ctx, ns, step, "Service", &mut changes).await?),
+        Some(step) => Some(act(ctx, ns, step, "Service", &caches.services, &mut changes).await?),
         None => None,
     };
     let (deployment, pod, requeue_soon) = match plan.workload {
         WorkloadStep::Deployment(step) => (
-            Some(act(ctx, ns, *step, "Deployment", &mut changes).await?),
+            Some(
+                act(
+                    ctx,
+                    ns,
+                    *step,
+                    "Deployment",
+                    &caches.deployments,
+                    &mut changes,
+                )
+                .await?,
+            ),
             None,
             false,
         ),
         WorkloadStep::Pod(step) => {
-            let pod = act_pod(ctx, ns, &ids.uid, *step, &mut changes).await?;
+            let pod = act_pod(ctx, ns, &ids.uid, *step, &caches.pods, &mut changes).await?;
             let wait = pod.is_none();
             (None, pod, wait)
         }
@@ -645,6 +664,7 @@ async fn act<K>(
     ns: &str,
     step: Step<K>,
     kind: &'static str,
+    cache: &Indexed<K>,
     changes: &mut Changes,
 ) -> Result<K, ControllerError>
 where
@@ -669,6 +689,7 @@ where
         .await
         .map_err(ControllerError::api("apply", kind, ns, &name))?;
     ctx.metrics.writes.inc();
+    cache.own_write(&out);
     let label = format!("{kind} {name}");
     match why {
         Why::Create => changes.created.push(label),
@@ -685,6 +706,7 @@ async fn act_pod(
     ns: &str,
     uid: &str,
     step: Step<Pod>,
+    cache: &Indexed<Pod>,
     changes: &mut Changes,
 ) -> Result<Option<Pod>, ControllerError> {
     let ours = match &step {
@@ -694,7 +716,7 @@ async fn act_pod(
     let name = match &step {
         Step::Keep(p) | Step::Apply { desired: p, .. } => p.name_any(),
     };
-    match act(ctx, ns, step, "Pod", changes).await {
+    match act(ctx, ns, step, "Pod", cache, changes).await {
         Ok(p) => Ok(Some(p)),
         Err(ControllerError::Api { source, .. }) if ours && api_code(&source) == Some(422) => {
             delete_child(ctx, ns, "Pod", &name).await?;
