@@ -2,7 +2,7 @@
 //!
 //! The operator runs in-process against the API emulator — with the leader election `tycho controller
 //! --leader-elect` uses around it — through a client that marks its requests with its own User-Agent, and goes
-//! through a System's life: create, ready, scale, a child deleted by hand (drift), a session-owned System
+//! through a System's life: create, ready, scale, a child deleted by hand (drift), an isolated System (its NetworkPolicy applied, then pruned), a session-owned System
 //! collected when its Lease is deleted, deletion. Every request it made, as the emulator's request log recorded
 //! it, must be allowed by the Roles and ClusterRoles the chart renders (tests/chart/snapshots), cluster-wide and
 //! namespaced. A permission the operator needs but the chart lacks fails here, not in a user's cluster; and the
@@ -19,6 +19,7 @@ use common::{TestCluster, emulator_config};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use rbac::{Grant, Policy, Request, describe};
@@ -114,6 +115,30 @@ async fn lifecycle(admin: &Client, ns: &str) {
             .is_some_and(|d| d.metadata.deletion_timestamp.is_none())
     })
     .await;
+
+    // An isolated System: its NetworkPolicy is applied, and pruned when isolation is switched off.
+    let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), ns);
+    systems.create(&pp, &example("isolated", ns)).await.unwrap();
+    wait_until("NetworkPolicy applied", Duration::from_secs(30), || async {
+        policies.get_opt("isolated").await.ok().flatten().is_some()
+    })
+    .await;
+    systems
+        .patch(
+            "isolated",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"network": null}})),
+        )
+        .await
+        .unwrap();
+    wait_until("NetworkPolicy pruned", Duration::from_secs(30), || async {
+        policies.get_opt("isolated").await.ok().flatten().is_none()
+    })
+    .await;
+    systems
+        .delete("isolated", &DeleteParams::default())
+        .await
+        .unwrap();
 
     // A session-owned System, collected when its Lease is deleted.
     let leases: Api<Lease> = Api::namespaced(admin.clone(), ns);

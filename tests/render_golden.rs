@@ -24,7 +24,14 @@ fn render_file(path: &Path) -> String {
 #[test]
 fn every_example_matches_its_golden_file() {
     let examples = good_system_files();
-    for required in ["nginx", "jupyter", "rstudio", "two-containers", "session"] {
+    for required in [
+        "nginx",
+        "jupyter",
+        "rstudio",
+        "two-containers",
+        "session",
+        "isolated",
+    ] {
         assert!(
             examples.iter().any(|p| p.file_stem().unwrap() == required),
             "examples/{required}.yaml is missing"
@@ -96,6 +103,10 @@ fn golden_yaml_parses_back_into_typed_objects() {
                 "Pod" => drop(serde_json::from_value::<Pod>(doc).unwrap()),
                 "Service" => drop(serde_json::from_value::<Service>(doc).unwrap()),
                 "ConfigMap" => drop(serde_json::from_value::<ConfigMap>(doc).unwrap()),
+                "NetworkPolicy" => drop(
+                    serde_json::from_value::<k8s_openapi::api::networking::v1::NetworkPolicy>(doc)
+                        .unwrap(),
+                ),
                 other => panic!("{}: unexpected kind {other}", example.display()),
             }
         }

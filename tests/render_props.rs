@@ -267,6 +267,15 @@ impl Gen {
                     .then(|| "system:serviceaccount:team-a:alice".into()),
                 template: None,
                 parameters: BTreeMap::new(),
+                network: self.chance(0.3).then(|| NetworkSpec {
+                    isolated: self.chance(0.7),
+                    allow_from: vec![NetworkPeer {
+                        cidr: Some("10.0.0.0/8".into()),
+                        except: vec!["10.1.0.0/16".into()],
+                        ..Default::default()
+                    }],
+                    egress: self.chance(0.5).then(EgressSpec::default),
+                }),
                 lifetime: self.chance(0.2).then_some(60),
                 volumes,
                 node_selector: if self.chance(0.3) {
@@ -322,6 +331,7 @@ fn check(system: &System, renderer: &Renderer) -> Result<(), String> {
         workload: WorkloadObject::Pod(Box::default()),
         service: None,
         config_map: None,
+        network_policy: None,
     };
     for doc in docs {
         let kind = doc["kind"].as_str().unwrap_or_default().to_string();
@@ -342,6 +352,12 @@ fn check(system: &System, renderer: &Renderer) -> Result<(), String> {
             "ConfigMap" => {
                 reparsed.config_map = Some(serde_json::from_value::<ConfigMap>(doc).map_err(bad)?)
             }
+            "NetworkPolicy" => {
+                reparsed.network_policy = Some(
+                    serde_json::from_value::<k8s_openapi::api::networking::v1::NetworkPolicy>(doc)
+                        .map_err(bad)?,
+                )
+            }
             other => return Err(format!("unexpected kind {other}")),
         }
     }
@@ -358,6 +374,30 @@ fn check(system: &System, renderer: &Renderer) -> Result<(), String> {
     }
     if let Some(c) = &rendered.config_map {
         metas.push((&c.metadata, format!("{name}-files")));
+    }
+    // A NetworkPolicy exactly when the System is isolated or restricts egress, selecting its pods.
+    let wants_policy = system
+        .spec
+        .network
+        .as_ref()
+        .is_some_and(|n| n.isolated || n.egress.is_some());
+    if rendered.network_policy.is_some() != wants_policy {
+        return Err(format!(
+            "NetworkPolicy rendered: {}, wanted: {wants_policy}",
+            rendered.network_policy.is_some()
+        ));
+    }
+    if let Some(np) = &rendered.network_policy {
+        let selector = np
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_selector.as_ref())
+            .and_then(|s| s.match_labels.clone())
+            .unwrap_or_default();
+        if selector.get(LABEL_SYSTEM) != Some(&name) {
+            return Err(format!("NetworkPolicy selects {selector:?}"));
+        }
+        metas.push((&np.metadata, name.clone()));
     }
     for (meta, want) in metas {
         if meta.name.as_deref() != Some(want.as_str())

@@ -92,6 +92,9 @@ const REJECTED_AT_ADMISSION: &[&str] = &[
     "volume-relative-mount",
     "volume-bad-claim",
     "many-errors",
+    "network-peer-two-kinds",
+    "network-bad-cidr",
+    "network-except-outside",
 ];
 
 #[test]

@@ -230,6 +230,7 @@ NAMESPACED = {
     ("", "pods"): {"list", "watch", "create", "patch", "delete"},
     ("", "services"): {"list", "watch", "create", "patch", "delete"},
     ("", "configmaps"): {"list", "watch", "create", "patch", "delete"},
+    ("networking.k8s.io", "networkpolicies"): {"list", "watch", "create", "patch", "delete"},
     ("coordination.k8s.io", "leases"): {"list", "watch", "patch", "delete"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("", "persistentvolumeclaims"): {"list", "watch"},

@@ -112,6 +112,10 @@ verbs the operator uses; no wildcards. tests/chart checks the operator's recorde
 - apiGroups: [""]
   resources: ["pods", "services", "configmaps"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# The NetworkPolicy of an isolated System (spec.network), written and pruned like the other children.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Session Leases: watched (read from the watch cache), marked collected and deleted. The leader-election
 # Lease has a Role of its own.
 - apiGroups: ["coordination.k8s.io"]

@@ -188,6 +188,13 @@ pub struct SystemSpec {
     /// Annotations added to every child object and pod.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+
+    /// Network isolation: who may reach the System's pods (`isolated`, `allowFrom`) and, with `egress`,
+    /// where they may connect to. Enforced by a `networking.k8s.io/v1` NetworkPolicy named like the
+    /// System (it needs a network plugin that implements NetworkPolicies). Unset: no NetworkPolicy, as
+    /// before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
 }
 
 fn default_replicas() -> i32 {
@@ -307,6 +314,139 @@ pub enum ParameterType {
     Number,
     /// `true` or `false`.
     Boolean,
+}
+
+/// Network isolation of a System.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSpec {
+    /// Accept traffic only from the System's own pods, from the peers of `allowFrom` (all ports) and,
+    /// when the System is exposed (`expose` not `None`), to its exposed ports from anywhere. Default
+    /// false: any pod may connect.
+    #[serde(default)]
+    pub isolated: bool,
+
+    /// Peers allowed in (on every port) when `isolated` is true; each names exactly one of
+    /// `namespace`, `namespaceSelector` or `cidr`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub allow_from: Vec<NetworkPeer>,
+
+    /// Restrict outgoing traffic to these destinations (and DNS, unless `allowDNS` is false). Unset:
+    /// outgoing traffic is unrestricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EgressSpec>,
+}
+
+/// A peer that may connect to a System: exactly one of `namespace`, `namespaceSelector` or `cidr`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("(has(self.__namespace__) ? 1 : 0) + (has(self.namespaceSelector) ? 1 : 0) + (has(self.cidr) ? 1 : 0) == 1").message("exactly one of namespace, namespaceSelector and cidr must be set"),
+    validation = Rule::new("!has(self.cidr) || isCIDR(self.cidr)").message("cidr: must be an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or 2001:db8::/32").field_path(".cidr"),
+    validation = Rule::new("!has(self.except) || (has(self.cidr) && isCIDR(self.cidr) && self.except.all(e, isCIDR(e) && cidr(self.cidr).containsCIDR(e)))").message("except: only with cidr, and each must be a CIDR inside it")
+)]
+pub struct NetworkPeer {
+    /// All pods of the namespace of this name (matched by its `kubernetes.io/metadata.name` label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+    /// All pods of the namespaces carrying these labels (`matchLabels`; `{}` is every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub namespace_selector: Option<BTreeMap<String, String>>,
+    /// An IP block, IPv4 or IPv6 (`10.0.0.0/8`, `2001:db8::/32`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub cidr: Option<String>,
+    /// Blocks inside `cidr` that are not allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 64)))]
+    pub except: Vec<String>,
+}
+
+/// Where a System's pods may connect to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressSpec {
+    /// Destinations allowed (with `ports`, only those); empty: none but DNS and the System's own pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub to: Vec<EgressPeer>,
+    /// Allow DNS (UDP and TCP port 53) to any namespace, so names still resolve (default true).
+    #[serde(default = "default_true", rename = "allowDNS")]
+    pub allow_dns: bool,
+}
+
+impl Default for EgressSpec {
+    fn default() -> Self {
+        EgressSpec {
+            to: Vec::new(),
+            allow_dns: true,
+        }
+    }
+}
+
+/// A destination of outgoing traffic: exactly one of `namespace`, `namespaceSelector` or `cidr`,
+/// optionally only on `ports`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("(has(self.__namespace__) ? 1 : 0) + (has(self.namespaceSelector) ? 1 : 0) + (has(self.cidr) ? 1 : 0) == 1").message("exactly one of namespace, namespaceSelector and cidr must be set"),
+    validation = Rule::new("!has(self.cidr) || isCIDR(self.cidr)").message("cidr: must be an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or 2001:db8::/32").field_path(".cidr"),
+    validation = Rule::new("!has(self.except) || (has(self.cidr) && isCIDR(self.cidr) && self.except.all(e, isCIDR(e) && cidr(self.cidr).containsCIDR(e)))").message("except: only with cidr, and each must be a CIDR inside it")
+)]
+pub struct EgressPeer {
+    /// All pods of the namespace of this name (matched by its `kubernetes.io/metadata.name` label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+    /// All pods of the namespaces carrying these labels (`matchLabels`; `{}` is every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub namespace_selector: Option<BTreeMap<String, String>>,
+    /// An IP block, IPv4 or IPv6 (`10.0.0.0/8`, `2001:db8::/32`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub cidr: Option<String>,
+    /// Blocks inside `cidr` that are not allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 64)))]
+    pub except: Vec<String>,
+    /// Only these destination ports (all ports when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub ports: Vec<NetworkPort>,
+}
+
+impl EgressPeer {
+    /// The peer without its ports.
+    pub fn peer(&self) -> NetworkPeer {
+        NetworkPeer {
+            namespace: self.namespace.clone(),
+            namespace_selector: self.namespace_selector.clone(),
+            cidr: self.cidr.clone(),
+            except: self.except.clone(),
+        }
+    }
+}
+
+/// A destination port.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPort {
+    /// Port number (1–65535).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Protocol: `TCP` (default), `UDP` or `SCTP`.
+    #[serde(default)]
+    pub protocol: Protocol,
 }
 
 /// The kind of workload that runs the System's pod.

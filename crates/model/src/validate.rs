@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine;
 
 use crate::quantity::{Quantity, QuantityError};
-use crate::{ContainerSpec, Expose, FileSpec, KeyRef, Resources, System, SystemSpec, Workload};
+use crate::{
+    ContainerSpec, Expose, FileSpec, KeyRef, NetworkPeer, NetworkSpec, Resources, System,
+    SystemSpec, Workload,
+};
 
 /// One problem with a System, naming the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +51,8 @@ struct Validator {
 const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
 /// Most containers in one System (as in the schema).
 const MAX_CONTAINERS: usize = 16;
+/// Most peers in `spec.network.allowFrom` and `spec.network.egress.to` (as in the schema).
+const MAX_PEERS: usize = 32;
 
 impl Validator {
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
@@ -158,6 +163,97 @@ impl Validator {
         self.ports(spec);
         self.files_total(spec);
         self.volumes(spec);
+        if let Some(network) = &spec.network {
+            self.network(network);
+        }
+    }
+
+    fn network(&mut self, network: &NetworkSpec) {
+        if network.allow_from.len() > MAX_PEERS {
+            self.err(
+                "spec.network.allowFrom",
+                format!("at most {MAX_PEERS} peers"),
+            );
+        }
+        for (i, p) in network.allow_from.iter().enumerate() {
+            self.peer(&format!("spec.network.allowFrom[{i}]"), p);
+        }
+        if let Some(egress) = &network.egress {
+            if egress.to.len() > MAX_PEERS {
+                self.err(
+                    "spec.network.egress.to",
+                    format!("at most {MAX_PEERS} peers"),
+                );
+            }
+            for (i, p) in egress.to.iter().enumerate() {
+                let field = format!("spec.network.egress.to[{i}]");
+                self.peer(&field, &p.peer());
+                for (j, port) in p.ports.iter().enumerate() {
+                    if !(1..=65535).contains(&port.port) {
+                        self.err(
+                            format!("{field}.ports[{j}].port"),
+                            "must be between 1 and 65535",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn peer(&mut self, field: &str, p: &NetworkPeer) {
+        let set = [
+            p.namespace.is_some(),
+            p.namespace_selector.is_some(),
+            p.cidr.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if set != 1 {
+            self.err(
+                field,
+                "exactly one of namespace, namespaceSelector and cidr must be set",
+            );
+        }
+        if let Some(ns) = &p.namespace
+            && !is_dns1123_label(ns)
+        {
+            self.err(
+                format!("{field}.namespace"),
+                "must be a namespace name (a DNS-1123 label)",
+            );
+        }
+        if let Some(sel) = &p.namespace_selector {
+            self.labels(&format!("{field}.namespaceSelector"), sel, false);
+        }
+        let block = match &p.cidr {
+            Some(c) => match parse_cidr(c) {
+                Ok(b) => Some(b),
+                Err(m) => {
+                    self.err(format!("{field}.cidr"), m);
+                    None
+                }
+            },
+            None => None,
+        };
+        if !p.except.is_empty() && p.cidr.is_none() {
+            self.err(format!("{field}.except"), "only with cidr");
+        }
+        for (i, e) in p.except.iter().enumerate() {
+            match parse_cidr(e) {
+                Err(m) => self.err(format!("{field}.except[{i}]"), m),
+                Ok(inner) => {
+                    if let Some(outer) = &block
+                        && !outer.contains(&inner)
+                    {
+                        self.err(
+                            format!("{field}.except[{i}]"),
+                            format!("{e} is not inside cidr {}", p.cidr.as_deref().unwrap_or("")),
+                        );
+                    }
+                }
+            }
+        }
     }
 
     fn labels(&mut self, field: &str, labels: &BTreeMap<String, String>, reserved: bool) {
@@ -757,6 +853,65 @@ pub fn check_qualified_name(k: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An IP block: its network address and prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `other` lies inside this block (same family, at least as long a prefix, same network bits).
+    pub fn contains(&self, other: &Cidr) -> bool {
+        use std::net::IpAddr;
+        if other.prefix < self.prefix {
+            return false;
+        }
+        match (self.addr, other.addr) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Parse an IPv4 or IPv6 CIDR (`10.0.0.0/8`, `2001:db8::/32`), as Kubernetes' `isCIDR` does: an address
+/// without a zone, `/`, and a prefix length within the family's width.
+pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    let bad =
+        || format!("{text:?} is not a CIDR (an IPv4 or IPv6 address, '/', and a prefix length)");
+    let (addr, prefix) = text.split_once('/').ok_or_else(bad)?;
+    let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || prefix.len() > 3 {
+        return Err(bad());
+    }
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    let width = if addr.is_ipv4() { 32 } else { 128 };
+    if prefix > width {
+        return Err(format!(
+            "{text:?}: the prefix length must be at most {width}"
+        ));
+    }
+    if let std::net::IpAddr::V6(v6) = addr
+        && v6.to_ipv4_mapped().is_some()
+    {
+        return Err(format!(
+            "{text:?}: IPv4-mapped IPv6 addresses are not allowed"
+        ));
+    }
+    Ok(Cidr { addr, prefix })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -796,5 +951,62 @@ mod tests {
         assert!(check_qualified_name("example.com/team").is_ok());
         assert!(check_qualified_name("Example.com/team").is_err());
         assert!(check_qualified_name("-x").is_err());
+    }
+
+    #[test]
+    fn cidrs_parse_and_contain() {
+        let c = |t: &str| parse_cidr(t).unwrap();
+        assert!(c("10.0.0.0/8").contains(&c("10.1.0.0/16")));
+        assert!(!c("10.0.0.0/8").contains(&c("11.0.0.0/16")));
+        assert!(!c("10.0.0.0/16").contains(&c("10.0.0.0/8")));
+        assert!(c("0.0.0.0/0").contains(&c("192.168.1.1/32")));
+        assert!(c("2001:db8::/32").contains(&c("2001:db8:1::/48")));
+        assert!(!c("2001:db8::/32").contains(&c("10.0.0.0/8")));
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "::/129",
+            "x/8",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "::ffff:1.2.3.4/128",
+            "",
+        ] {
+            assert!(parse_cidr(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn network_peers_name_exactly_one_kind_and_valid_blocks() {
+        let sys: System = serde_json::from_value(serde_json::json!({
+            "apiVersion": "tycho.dev/v1alpha1", "kind": "System",
+            "metadata": {"name": "web"},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}],
+                     "network": {"isolated": true, "allowFrom": [
+                        {"namespace": "ok"},
+                        {"namespace": "a", "cidr": "10.0.0.0/8"},
+                        {"cidr": "10.0.0.0/33"},
+                        {"cidr": "10.0.0.0/8", "except": ["11.0.0.0/16"]},
+                        {}
+                     ], "egress": {"to": [{"namespaceSelector": {"Bad Key": "x"}, "ports": [{"port": 0}]}]}}},
+        }))
+        .unwrap();
+        let fields: Vec<String> = validate(&sys)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.network.allowFrom[1]",
+                "spec.network.allowFrom[2].cidr",
+                "spec.network.allowFrom[3].except[0]",
+                "spec.network.allowFrom[4]",
+                "spec.network.egress.to[0].namespaceSelector[\"Bad Key\"]",
+                "spec.network.egress.to[0].ports[0].port",
+            ]
+        );
     }
 }

@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSecurityContext, Service, Toleration};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use serde::Serialize;
 
@@ -67,11 +68,13 @@ pub const TEMPLATE_POD: &str = "pod.yaml.tera";
 pub const TEMPLATE_SERVICE: &str = "service.yaml.tera";
 /// Template rendering the ConfigMap of pre-boot files.
 pub const TEMPLATE_CONFIGMAP: &str = "configmap.yaml.tera";
+/// Template rendering the NetworkPolicy of `spec.network`.
+pub const TEMPLATE_NETWORK_POLICY: &str = "networkpolicy.yaml.tera";
 /// Template of the pod (metadata + spec), included by the Deployment and Pod templates.
 pub const TEMPLATE_PODSPEC: &str = "podspec.yaml.tera";
 
 /// The templates compiled into the binary, by name.
-pub const EMBEDDED_TEMPLATES: [(&str, &str); 5] = [
+pub const EMBEDDED_TEMPLATES: [(&str, &str); 6] = [
     (
         TEMPLATE_CONFIGMAP,
         include_str!("../../../templates/configmap.yaml.tera"),
@@ -79,6 +82,10 @@ pub const EMBEDDED_TEMPLATES: [(&str, &str); 5] = [
     (
         TEMPLATE_DEPLOYMENT,
         include_str!("../../../templates/deployment.yaml.tera"),
+    ),
+    (
+        TEMPLATE_NETWORK_POLICY,
+        include_str!("../../../templates/networkpolicy.yaml.tera"),
     ),
     (
         TEMPLATE_POD,
@@ -148,12 +155,14 @@ pub struct Rendered {
     pub service: Option<Service>,
     /// The ConfigMap carrying pre-boot files, when some container has files.
     pub config_map: Option<ConfigMap>,
+    /// The NetworkPolicy, when `spec.network` isolates the pods or restricts their egress.
+    pub network_policy: Option<NetworkPolicy>,
 }
 
 impl Rendered {
-    /// All objects as JSON, in a stable order: ConfigMap, workload, Service.
+    /// All objects as JSON, in a stable order: ConfigMap, workload, Service, NetworkPolicy.
     pub fn objects(&self) -> Result<Vec<serde_json::Value>, RenderError> {
-        let mut out = Vec::with_capacity(3);
+        let mut out = Vec::with_capacity(4);
         let json = |r: Result<serde_json::Value, serde_json::Error>| {
             r.map_err(|e| RenderError::Serialize(e.to_string()))
         };
@@ -166,6 +175,9 @@ impl Rendered {
         });
         if let Some(svc) = &self.service {
             out.push(json(serde_json::to_value(svc))?);
+        }
+        if let Some(np) = &self.network_policy {
+            out.push(json(serde_json::to_value(np))?);
         }
         Ok(out)
     }
@@ -193,6 +205,9 @@ impl Rendered {
         });
         if let Some(svc) = &self.service {
             push(ser(serde_saphyr::to_string(svc))?);
+        }
+        if let Some(np) = &self.network_policy {
+            push(ser(serde_saphyr::to_string(np))?);
         }
         Ok(out)
     }
@@ -374,10 +389,24 @@ impl Renderer {
             Some(cm)
         };
 
+        let network_policy = match &view.network {
+            Some(_) => {
+                let mut np: NetworkPolicy = self.render_one(TEMPLATE_NETWORK_POLICY, &context)?;
+                meta.apply(&mut np.metadata, &network_policy_name(&view.system.name));
+                np.spec.get_or_insert_with(Default::default).pod_selector = Some(LabelSelector {
+                    match_labels: Some(view.selector.clone()),
+                    match_expressions: None,
+                });
+                Some(np)
+            }
+            None => None,
+        };
+
         Ok(Rendered {
             workload,
             service,
             config_map,
+            network_policy,
         })
     }
 
@@ -593,6 +622,11 @@ pub fn standard_labels(system: &System) -> BTreeMap<String, String> {
     labels
 }
 
+/// Name of a System's NetworkPolicy (`spec.network`): the System's name, as its workload and Service.
+pub fn network_policy_name(system_name: &str) -> String {
+    system_name.to_string()
+}
+
 /// Name of the ConfigMap carrying a System's pre-boot files.
 pub fn files_config_map_name(system_name: &str) -> String {
     format!("{system_name}-files")
@@ -657,6 +691,31 @@ struct View<'a> {
     files: Vec<FileView<'a>>,
     files_config_map: String,
     files_hash: Option<String>,
+    network: Option<NetworkView>,
+}
+
+/// The NetworkPolicy's parts: policy types and rules, peers already in Kubernetes' shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NetworkView {
+    policy_types: Vec<&'static str>,
+    ingress: Vec<RuleView>,
+    egress: Vec<RuleView>,
+}
+
+/// One NetworkPolicy rule: peers (`from` / `to`; empty: any) and ports (empty: all).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleView {
+    peers: Vec<serde_json::Value>,
+    ports: Vec<NetPortView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NetPortView {
+    port: i32,
+    protocol: &'static str,
 }
 
 #[derive(Serialize)]
@@ -843,6 +902,7 @@ impl<'a> View<'a> {
             "RollingUpdate"
         };
 
+        let network = network_view(spec, &selector);
         View {
             system: SystemView {
                 name,
@@ -869,6 +929,7 @@ impl<'a> View<'a> {
                 containers,
                 volumes,
             },
+            network,
             service: service_view(spec),
             files,
             files_config_map,
@@ -967,6 +1028,103 @@ fn resource_map(r: Option<&Resources>, gpu: &str) -> BTreeMap<String, String> {
         out.insert(gpu.to_string(), g.to_string());
     }
     out
+}
+
+/// Label every namespace carries with its own name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// A peer of `spec.network` as a Kubernetes NetworkPolicyPeer.
+fn peer_json(p: &model::NetworkPeer) -> serde_json::Value {
+    use serde_json::json;
+    if let Some(ns) = &p.namespace {
+        json!({"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ns}}})
+    } else if let Some(sel) = &p.namespace_selector {
+        if sel.is_empty() {
+            json!({"namespaceSelector": {}})
+        } else {
+            json!({"namespaceSelector": {"matchLabels": sel}})
+        }
+    } else {
+        let mut block = json!({"cidr": p.cidr.clone().unwrap_or_default()});
+        if !p.except.is_empty() {
+            block["except"] = json!(p.except);
+        }
+        json!({"ipBlock": block})
+    }
+}
+
+/// The NetworkPolicy, when `spec.network` isolates the pods (Ingress: the System's own pods and the
+/// `allowFrom` peers on every port, anyone on the exposed ports) or restricts egress (Egress: the
+/// System's own pods, each `egress.to` peer on its ports, DNS to any namespace unless `allowDNS` is
+/// false).
+fn network_view(spec: &SystemSpec, selector: &BTreeMap<String, String>) -> Option<NetworkView> {
+    let network = spec.network.as_ref()?;
+    if !network.isolated && network.egress.is_none() {
+        return None;
+    }
+    let own = serde_json::json!({"podSelector": {"matchLabels": selector}});
+    let mut policy_types = Vec::new();
+    let mut ingress = Vec::new();
+    if network.isolated {
+        policy_types.push("Ingress");
+        let mut peers = vec![own.clone()];
+        peers.extend(network.allow_from.iter().map(peer_json));
+        ingress.push(RuleView {
+            peers,
+            ports: Vec::new(),
+        });
+        if let Some(service) = service_view(spec) {
+            ingress.push(RuleView {
+                peers: Vec::new(),
+                ports: service
+                    .ports
+                    .iter()
+                    .map(|p| NetPortView {
+                        port: p.port,
+                        protocol: p.protocol,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    let mut egress = Vec::new();
+    if let Some(e) = &network.egress {
+        policy_types.push("Egress");
+        egress.push(RuleView {
+            peers: vec![own],
+            ports: Vec::new(),
+        });
+        for to in &e.to {
+            egress.push(RuleView {
+                peers: vec![peer_json(&to.peer())],
+                ports: to
+                    .ports
+                    .iter()
+                    .map(|p| NetPortView {
+                        port: p.port,
+                        protocol: p.protocol.as_str(),
+                    })
+                    .collect(),
+            });
+        }
+        if e.allow_dns {
+            egress.push(RuleView {
+                peers: vec![serde_json::json!({"namespaceSelector": {}})],
+                ports: [Protocol::UDP, Protocol::TCP]
+                    .into_iter()
+                    .map(|protocol| NetPortView {
+                        port: 53,
+                        protocol: protocol.as_str(),
+                    })
+                    .collect(),
+            });
+        }
+    }
+    Some(NetworkView {
+        policy_types,
+        ingress,
+        egress,
+    })
 }
 
 /// The Service, when some port is exposed and `expose` is not `None`. Port names: the port's own
@@ -1104,5 +1262,105 @@ mod tests {
         let long = "a".repeat(63);
         let n = unique_port_name(&long, 8080, Protocol::UDP, &mut used);
         assert!(n.len() <= 63 && n.ends_with("-8080"), "{n}");
+    }
+
+    fn system(spec: serde_json::Value) -> System {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "tycho.dev/v1alpha1", "kind": "System",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn policy(spec: serde_json::Value) -> Option<serde_json::Value> {
+        let r = Renderer::new(RenderSettings::default())
+            .unwrap()
+            .render(&system(spec))
+            .unwrap();
+        r.network_policy.map(|np| serde_json::to_value(np).unwrap())
+    }
+
+    #[test]
+    fn no_network_policy_unless_isolated_or_egress_is_restricted() {
+        let c = serde_json::json!([{"name": "c", "image": "nginx", "ports": [{"port": 80}]}]);
+        assert!(policy(serde_json::json!({"containers": c})).is_none());
+        assert!(
+            policy(serde_json::json!({"containers": c, "network": {"isolated": false}})).is_none()
+        );
+        let egress_only =
+            policy(serde_json::json!({"containers": c, "network": {"egress": {}}})).unwrap();
+        assert_eq!(
+            egress_only["spec"]["policyTypes"],
+            serde_json::json!(["Egress"])
+        );
+        assert!(egress_only["spec"].get("ingress").is_none());
+    }
+
+    #[test]
+    fn an_isolated_system_renders_its_network_policy() {
+        let np = policy(serde_json::json!({
+            "containers": [{"name": "c", "image": "nginx",
+                            "ports": [{"port": 80}, {"port": 9090, "expose": false}, {"port": 53, "protocol": "UDP"}]}],
+            "labels": {"team": "a"},
+            "network": {
+                "isolated": true,
+                "allowFrom": [
+                    {"namespace": "monitoring"},
+                    {"namespaceSelector": {"team": "a"}},
+                    {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}
+                ],
+                "egress": {"to": [{"cidr": "192.168.0.0/16", "ports": [{"port": 5432}]}]}
+            }
+        }))
+        .unwrap();
+        let own = serde_json::json!({"podSelector": {"matchLabels": {"tycho.dev/system": "web"}}});
+        assert_eq!(np["metadata"]["name"], "web");
+        assert_eq!(np["metadata"]["namespace"], "ns");
+        assert_eq!(np["metadata"]["labels"]["tycho.dev/system"], "web");
+        assert_eq!(np["metadata"]["labels"]["team"], "a");
+        assert_eq!(np["metadata"]["ownerReferences"][0]["uid"], "u1");
+        assert_eq!(np["metadata"]["ownerReferences"][0]["controller"], true);
+        let spec = &np["spec"];
+        assert_eq!(spec["podSelector"], own["podSelector"]);
+        assert_eq!(
+            spec["policyTypes"],
+            serde_json::json!(["Ingress", "Egress"])
+        );
+        assert_eq!(
+            spec["ingress"],
+            serde_json::json!([
+                {"from": [
+                    own,
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+                    {"namespaceSelector": {"matchLabels": {"team": "a"}}},
+                    {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}
+                ]},
+                // Only the exposed ports, from anywhere.
+                {"ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]}
+            ])
+        );
+        assert_eq!(
+            spec["egress"],
+            serde_json::json!([
+                {"to": [own]},
+                {"to": [{"ipBlock": {"cidr": "192.168.0.0/16"}}], "ports": [{"port": 5432, "protocol": "TCP"}]},
+                {"to": [{"namespaceSelector": {}}],
+                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+            ])
+        );
+    }
+
+    #[test]
+    fn an_unexposed_isolated_system_admits_only_its_peers_and_dns_can_be_refused() {
+        let np = policy(serde_json::json!({
+            "containers": [{"name": "c", "image": "nginx", "ports": [{"port": 80}]}],
+            "expose": "None",
+            "network": {"isolated": true, "egress": {"allowDNS": false}}
+        }))
+        .unwrap();
+        let own = serde_json::json!({"podSelector": {"matchLabels": {"tycho.dev/system": "web"}}});
+        assert_eq!(np["spec"]["ingress"], serde_json::json!([{"from": [own]}]));
+        assert_eq!(np["spec"]["egress"], serde_json::json!([{"to": [own]}]));
     }
 }

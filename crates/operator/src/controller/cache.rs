@@ -30,6 +30,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ContainerStatus, PersistentVolumeClaim, Pod, PodStatus, Service,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::Api;
@@ -521,6 +522,8 @@ pub struct Caches {
     pub services: Indexed<Service>,
     /// ConfigMaps labelled as Tycho's.
     pub config_maps: Indexed<ConfigMap>,
+    /// NetworkPolicies labelled as Tycho's.
+    pub network_policies: Indexed<NetworkPolicy>,
     /// Leases (sessions).
     pub leases: Store<Lease>,
     /// PersistentVolumeClaims (volumes).
@@ -616,6 +619,7 @@ impl Caches {
         poll(&self.pods.store).await;
         poll(&self.services.store).await;
         poll(&self.config_maps.store).await;
+        poll(&self.network_policies.store).await;
         poll(&self.leases).await;
         poll(&self.claims).await;
         poll(&self.templates).await;

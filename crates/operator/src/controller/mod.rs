@@ -12,8 +12,8 @@
 //!   [`session`] (expiry with an injected clock), [`status`], [`diff`] (whether an apply would change
 //!   anything) and [`backoff`].
 //!
-//! Triggers: every System change; changes of the children it owns (Deployment, Service, ConfigMap, by
-//! owner reference; Pods by their `tycho.dev/system` label, so a crash-looping Deployment pod shows up as
+//! Triggers: every System change; changes of the children it owns (Deployment, Service, ConfigMap,
+//! NetworkPolicy, by owner reference; Pods by their `tycho.dev/system` label, so a crash-looping Deployment pod shows up as
 //! Degraded); changes of the session Leases and PersistentVolumeClaims the Systems name (mapped through the
 //! Systems cache); and a requeue at the exact instant a session or lifetime expires.
 
@@ -41,6 +41,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::Reporter;
@@ -247,6 +248,12 @@ fn watch_scope(
         cache::strip,
         triggers::object::<ConfigMap>,
     );
+    let (network_policies, network_policy_events) = cache::reflect_indexed(
+        scoped::<NetworkPolicy>(client, ns),
+        managed.clone(),
+        cache::strip,
+        triggers::object::<NetworkPolicy>,
+    );
     let (pods, pod_events) = cache::reflect_indexed(
         scoped::<Pod>(client, ns),
         managed.clone(),
@@ -283,6 +290,7 @@ fn watch_scope(
         .owns_stream(deployment_events)
         .owns_stream(service_events)
         .owns_stream(config_map_events)
+        .owns_stream(network_policy_events)
         .watches_stream(pod_events, pod_mapper)
         .watches_stream(
             lease_events.touched_objects(),
@@ -310,6 +318,7 @@ fn watch_scope(
         pods,
         services,
         config_maps,
+        network_policies,
         leases,
         claims,
         by_session,

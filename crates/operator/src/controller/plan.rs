@@ -9,6 +9,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 
@@ -83,6 +84,8 @@ pub struct Plan {
     pub config_map: Option<Step<ConfigMap>>,
     /// The Service.
     pub service: Option<Step<Service>>,
+    /// The NetworkPolicy.
+    pub network_policy: Option<Step<NetworkPolicy>>,
     /// The Deployment or bare Pod.
     pub workload: WorkloadStep,
     /// Children no longer rendered.
@@ -94,6 +97,7 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         !self.config_map.as_ref().is_some_and(Step::writes)
             && !self.service.as_ref().is_some_and(Step::writes)
+            && !self.network_policy.as_ref().is_some_and(Step::writes)
             && match &self.workload {
                 WorkloadStep::Deployment(s) => !s.writes(),
                 WorkloadStep::Pod(s) => !s.writes(),
@@ -115,6 +119,8 @@ pub struct Live {
     pub services: Vec<Service>,
     /// ConfigMaps labelled for the System.
     pub config_maps: Vec<ConfigMap>,
+    /// NetworkPolicies labelled for the System.
+    pub network_policies: Vec<NetworkPolicy>,
 }
 
 /// `value` as JSON, or a serialization error naming the object.
@@ -231,6 +237,14 @@ pub fn plan(
         .service
         .as_ref()
         .and_then(|s| s.metadata.name.clone());
+    let keep_np = rendered
+        .network_policy
+        .as_ref()
+        .and_then(|n| n.metadata.name.clone());
+    let network_policy = rendered
+        .network_policy
+        .map(|np| child(np, &live.network_policies, "NetworkPolicy"))
+        .transpose()?;
     let config_map = rendered
         .config_map
         .map(|cm| child(cm, &live.config_maps, "ConfigMap"))
@@ -268,9 +282,16 @@ pub fn plan(
         "Deployment",
     ));
     prune.extend(prunable(&live.pods, keep_pod.as_deref(), uid, "Pod"));
+    prune.extend(prunable(
+        &live.network_policies,
+        keep_np.as_deref(),
+        uid,
+        "NetworkPolicy",
+    ));
     Ok(Plan {
         config_map,
         service,
+        network_policy,
         workload,
         prune,
     })
@@ -319,6 +340,7 @@ mod tests {
         let mut live = Live {
             config_maps: take(&plan.config_map),
             services: take(&plan.service),
+            network_policies: take(&plan.network_policy),
             ..Default::default()
         };
         match &plan.workload {
@@ -433,5 +455,65 @@ mod tests {
                 name: "web".into()
             }]
         );
+    }
+
+    fn isolated() -> serde_json::Value {
+        let mut spec = nginx();
+        spec["network"] =
+            serde_json::json!({"isolated": true, "allowFrom": [{"namespace": "monitoring"}]});
+        spec
+    }
+
+    fn np_why(p: &Plan) -> Option<Why> {
+        match &p.network_policy {
+            Some(Step::Apply { why, .. }) => Some(*why),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_isolated_system_applies_its_network_policy_and_prunes_it_when_switched_off() {
+        let s = system(isolated());
+        let p = plan(render(&s), &Live::default(), UID, false).unwrap();
+        assert_eq!(np_why(&p), Some(Why::Create));
+        let live = applied(&p);
+        assert_eq!(live.network_policies.len(), 1);
+        assert!(controlled_by(&live.network_policies[0], UID));
+        // Unchanged: nothing to write.
+        let again = plan(render(&s), &live, UID, false).unwrap();
+        assert!(again.is_empty(), "{again:?}");
+        assert!(matches!(again.network_policy, Some(Step::Keep(_))));
+        // Another peer: an update.
+        let mut more = isolated();
+        more["network"]["allowFrom"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"cidr": "10.0.0.0/8"}));
+        let p = plan(render(&system(more)), &live, UID, false).unwrap();
+        assert_eq!(np_why(&p), Some(Why::Update));
+        // Someone edits the policy's rules by hand: restored.
+        let mut drifted = live.clone();
+        drifted.network_policies[0].spec.as_mut().unwrap().ingress = None;
+        let p = plan(render(&s), &drifted, UID, false).unwrap();
+        assert_eq!(np_why(&p), Some(Why::Restore));
+        // Isolation switched off (or network removed): pruned.
+        let mut off = isolated();
+        off["network"]["isolated"] = false.into();
+        for spec in [off, nginx()] {
+            let p = plan(render(&system(spec)), &live, UID, false).unwrap();
+            assert!(p.network_policy.is_none());
+            assert_eq!(
+                p.prune,
+                vec![Prune {
+                    kind: "NetworkPolicy",
+                    name: "web".into()
+                }]
+            );
+        }
+        // A policy of the same name not controlled by this System is left alone.
+        let mut foreign = live.clone();
+        foreign.network_policies[0].metadata.owner_references = None;
+        let p = plan(render(&system(nginx())), &foreign, UID, false).unwrap();
+        assert!(p.prune.is_empty());
     }
 }

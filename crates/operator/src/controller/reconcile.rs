@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -525,7 +526,8 @@ struct Applied {
     changes: Changes,
 }
 
-/// Carry out a plan: ConfigMap, Service, the workload, then the prunes.
+/// Carry out a plan: ConfigMap, NetworkPolicy (in place before the pods start), Service, the workload,
+/// then the prunes.
 async fn carry_out(ctx: &Context, ids: &Ids, plan: plan::Plan) -> Result<Applied, ControllerError> {
     let ns = &ids.ns;
     let caches = ctx.caches(ns)?;
@@ -537,6 +539,17 @@ async fn carry_out(ctx: &Context, ids: &Ids, plan: plan::Plan) -> Result<Applied
             step,
             "ConfigMap",
             &caches.config_maps,
+            &mut changes,
+        )
+        .await?;
+    }
+    if let Some(step) = plan.network_policy {
+        act(
+            ctx,
+            ns,
+            step,
+            "NetworkPolicy",
+            &caches.network_policies,
             &mut changes,
         )
         .await?;
@@ -644,6 +657,7 @@ fn live_children(caches: &Caches, ns: &str, name: &str) -> Result<Live, Controll
         pods: unpacked("Pod", caches.pods.of_system(ns, name))?,
         services: unpacked("Service", caches.services.of_system(ns, name))?,
         config_maps: unpacked("ConfigMap", caches.config_maps.of_system(ns, name))?,
+        network_policies: unpacked("NetworkPolicy", caches.network_policies.of_system(ns, name))?,
     })
 }
 
@@ -749,6 +763,7 @@ async fn delete_child(
         "Deployment" => delete(Api::<Deployment>::namespaced(c, ns), name).await,
         "Pod" => delete(Api::<Pod>::namespaced(c, ns), name).await,
         "Service" => delete(Api::<Service>::namespaced(c, ns), name).await,
+        "NetworkPolicy" => delete(Api::<NetworkPolicy>::namespaced(c, ns), name).await,
         _ => delete(Api::<ConfigMap>::namespaced(c, ns), name).await,
     };
     result.map_err(ControllerError::api("delete", kind, ns, name))?;

@@ -4,7 +4,7 @@
 //!
 //! - A **System** wakes on a change of its generation (spec), labels, annotations or deletion, not on
 //!   its own status writes.
-//! - A **child** (Deployment, Pod, Service, ConfigMap) wakes its System on a change of its metadata that
+//! - A **child** (Deployment, Pod, Service, ConfigMap, NetworkPolicy) wakes its System on a change of its metadata that
 //!   Tycho reads (labels, annotations with the render hash, owner references, deletion), its spec or
 //!   data (drift), and the status fields the System's status is computed from — not on a new
 //!   `resourceVersion`, `managedFields`, timestamps or status fields nobody reads.
