@@ -4,8 +4,9 @@
 //! kube-runtime's `Recorder` sweeps its whole cache of recent Events (six minutes) on every publish,
 //! under one lock, so with ten thousand Systems starting, each publish walked up to ~20,000 entries while
 //! every other publish waited (benchmark, 10,000 Systems: 227.5 s with it, 161.9 s with this). Here the
-//! sweep runs at most every [`SWEEP_EVERY`]. A repeat still needs the first Event to patch, so that is
-//! kept, with its name, count and time.
+//! sweep runs at most every [`SWEEP_EVERY`]. A repeat patches the first Event with a series, so its name,
+//! count and time are kept — not the Event itself: the patch carries only the series (an entry of the
+//! Event as well held 38.8 MB of the operator's peak heap with 10,000 Systems starting; heaptrack).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,8 +44,6 @@ pub struct Recent {
     pub count: i32,
     /// When it was last published.
     pub last: Timestamp,
-    /// The Event as first published (a repeat patches it with a series).
-    pub event: K8sEvent,
 }
 
 /// The cache of recent Events: pure, with an amortised sweep.
@@ -135,11 +134,12 @@ impl Publisher {
             Some(mut r) => {
                 r.count += 1;
                 r.last = now;
-                r.event.series = Some(EventSeries {
+                let series = EventSeries {
                     count: r.count,
                     last_observed_time: MicroTime(now),
-                });
-                api.patch(&r.name, &PatchParams::default(), &Patch::Merge(&r.event))
+                };
+                let patch = serde_json::json!({ "series": series });
+                api.patch(&r.name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
                 r
             }
@@ -151,7 +151,6 @@ impl Publisher {
                     name,
                     count: 1,
                     last: now,
-                    event,
                 }
             }
         };
@@ -220,7 +219,6 @@ mod tests {
             name: "web.1".into(),
             count: 1,
             last: at,
-            event: K8sEvent::default(),
         }
     }
 
