@@ -288,7 +288,7 @@ async fn interrupted() {
 /// What `tycho run` spawns.
 enum What {
     /// A container of an image, with the ports to tunnel.
-    Image(ContainerSpec, Vec<u16>),
+    Image(Box<ContainerSpec>, Vec<u16>),
     /// A System from a catalog template.
     Template(TemplateSpec),
 }
@@ -326,7 +326,7 @@ async fn image_spec(args: &RunArgs, image: &str) -> Result<What, CliError> {
     let ports = resolve_ports(args, &image).await?;
     check_ports(args, &ports)?;
     let spec = ports.iter().fold(spec, |spec, p| spec.port(*p));
-    Ok(What::Image(spec, ports))
+    Ok(What::Image(Box::new(spec), ports))
 }
 
 /// Run `tycho run`.
@@ -421,7 +421,7 @@ impl From<SdkError> for Stop {
 async fn session_body(args: &RunArgs, location: &Location, what: What) -> Result<(), Stop> {
     let (container, ports) = match what {
         What::Image(spec, ports) => {
-            let container = location.spawn(spec).await?;
+            let container = location.spawn(*spec).await?;
             say("INFO", format!("Spawning container: {}", container.name()));
             (container, ports)
         }
