@@ -256,6 +256,7 @@ fn a_directory_renders_all_its_yaml_files_in_name_order() {
     assert_eq!(
         names,
         [
+            "Deployment/isolated",
             "Deployment/jupyter",
             "Deployment/nginx",
             "Deployment/rstudio",

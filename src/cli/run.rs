@@ -1,6 +1,12 @@
 //! `tycho run`: the seed's `tf` — open a session, spawn one container, tunnel its exposed ports,
 //! optionally wait for HTTP 200 and open a browser, and clean everything up on Ctrl-C.
 //!
+//! `tycho run --template NAME [-P NAME=VALUE]...` spawns a System from a catalog template instead
+//! (`spec.template` + `spec.parameters`, in the same session): the template is read through the API to
+//! check the parameters and to learn its exposed ports, which are tunnelled (or those of `-p`). An
+//! explicit flag rather than guessing whether a word is an image or a template: `nginx` can be both, and
+//! guessing would cost every image run an API call and `get` on SystemTemplates.
+//!
 //! The exposed ports are those given with `-p`, else the image's own: the `ExposedPorts` of its
 //! configuration, read from its registry before the cluster is contacted (`tycho_sdk::registry`:
 //! Docker's credentials, an on-disk cache). When they cannot be read, or the image exposes none,
@@ -16,8 +22,8 @@ use super::args::{ClusterArgs, parse_duration};
 use super::output::{say, spinner};
 use tycho_sdk::registry::RegistryOptions;
 use tycho_sdk::{
-    Container, ContainerSpec, Location, SdkError, SessionOptions, SessionState, Tunnel,
-    open_browser,
+    Container, ContainerSpec, Location, SdkError, SessionOptions, SessionState, TemplateSpec,
+    Tunnel, open_browser,
 };
 
 const EXIT_HELP: &str = "\
@@ -33,22 +39,35 @@ configuration is read from its registry with the credentials of ~/.docker/config
 ($DOCKER_CONFIG), and kept for a day under ~/.cache/tycho/image-config ($XDG_CACHE_HOME).
 Registries on loopback (localhost, 127.0.0.0/8, [::1]) are spoken to over plain HTTP.
 
+With --template NAME, the System is made from that SystemTemplate (kubectl get systemtemplates) with
+the parameters of -P NAME=VALUE (a value is parsed as the type the template declares); its exposed
+TCP ports are tunnelled (or those of -p). Image options (NAME=VALUE, -f, --sleep, --cpus, --memory)
+do not apply to a template.
+
 Examples:
   tycho run --browser nginx
+  tycho run --browser --template jupyter -P flavour=scipy -P token=s3cret
   tycho run -p 80 --browser nginx
   tycho run -p 80 -f index.html:/usr/share/nginx/html/index.html --offset 8000 nginx
   tycho run -p 8888 --json state.json jupyter/base-notebook GRANT_SUDO=yes
   tycho run --browser .          (the newest image built with docker)";
 
-/// `tycho run IMAGE [NAME=VALUE...]`.
+/// `tycho run IMAGE [NAME=VALUE...]` or `tycho run --template NAME [-P NAME=VALUE]...`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXIT_HELP)]
 pub struct RunArgs {
     /// Image to run, or `.` for the newest locally built image (needs the docker CLI).
-    pub image: String,
+    #[arg(required_unless_present = "template", conflicts_with = "template")]
+    pub image: Option<String>,
     /// Environment variables for the container, as NAME=VALUE.
-    #[arg(value_name = "NAME=VALUE")]
+    #[arg(value_name = "NAME=VALUE", conflicts_with = "template")]
     pub env: Vec<String>,
+    /// Run a System made from this catalog template (a SystemTemplate) instead of an image.
+    #[arg(long, value_name = "NAME")]
+    pub template: Option<String>,
+    /// A parameter of the template (repeatable), as NAME=VALUE.
+    #[arg(short = 'P', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
     /// Container ports to expose and tunnel to (repeatable), e.g. `-p 80`; default: the image's
     /// exposed TCP ports, read from its registry.
     #[arg(short = 'p', long = "port", value_name = "PORT")]
@@ -70,10 +89,15 @@ pub struct RunArgs {
     #[arg(long, default_value = "/", value_name = "PATH")]
     pub path: String,
     /// Pre-boot file: a local file copied to REMOTE before the container starts (repeatable).
-    #[arg(short = 'f', long = "file", value_name = "LOCAL:REMOTE")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "LOCAL:REMOTE",
+        conflicts_with = "template"
+    )]
     pub files: Vec<String>,
     /// Start the container with an idle process instead of its own.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "template")]
     pub sleep: bool,
     /// Write the state (system, lease, namespace, local ports) as JSON to this file.
     #[arg(long, value_name = "STATEFILE")]
@@ -85,10 +109,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "300s", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
     /// CPU limit, e.g. 500m or 2.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "template")]
     pub cpus: Option<String>,
     /// Memory limit, e.g. 512Mi.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "template")]
     pub memory: Option<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -261,9 +285,34 @@ async fn interrupted() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Run `tycho run`.
-pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
-    let image = if args.image == "." {
+/// What `tycho run` spawns.
+enum What {
+    /// A container of an image, with the ports to tunnel.
+    Image(Box<ContainerSpec>, Vec<u16>),
+    /// A System from a catalog template.
+    Template(TemplateSpec),
+}
+
+/// `--template NAME -P NAME=VALUE...` as a [`TemplateSpec`].
+fn template_spec(name: &str, params: &[String]) -> Result<TemplateSpec, CliError> {
+    let mut spec = TemplateSpec::new(name);
+    for kv in params {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            CliError::Usage(format!(
+                "-P takes NAME=VALUE (a template parameter), got {kv:?}"
+            ))
+        })?;
+        if k.is_empty() {
+            return Err(CliError::Usage(format!("empty parameter name in {kv:?}")));
+        }
+        spec = spec.param(k, v);
+    }
+    Ok(spec)
+}
+
+/// The image, its spec and the ports to tunnel.
+async fn image_spec(args: &RunArgs, image: &str) -> Result<What, CliError> {
+    let image = if image == "." {
         let img = last_image()?;
         say(
             "INFO",
@@ -271,13 +320,33 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         );
         img
     } else {
-        args.image.clone()
+        image.to_string()
     };
-    let spec = build_spec(&args, &image)?;
-    check_ports(&args, &args.ports)?;
-    let ports = resolve_ports(&args, &image).await?;
-    check_ports(&args, &ports)?;
+    let spec = build_spec(args, &image)?;
+    let ports = resolve_ports(args, &image).await?;
+    check_ports(args, &ports)?;
     let spec = ports.iter().fold(spec, |spec, p| spec.port(*p));
+    Ok(What::Image(Box::new(spec), ports))
+}
+
+/// Run `tycho run`.
+pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
+    check_ports(&args, &args.ports)?;
+    if args.template.is_none() && !args.params.is_empty() {
+        return Err(CliError::Usage(
+            "-P/--param gives a template's parameters: name the template with --template NAME"
+                .into(),
+        ));
+    }
+    let what = match (&args.template, &args.image) {
+        (Some(t), _) => What::Template(template_spec(t, &args.params)?),
+        (None, Some(image)) => image_spec(&args, image).await?,
+        (None, None) => {
+            return Err(CliError::Usage(
+                "name an image (tycho run IMAGE) or a template (tycho run --template NAME)".into(),
+            ));
+        }
+    };
     let mut options = args.cluster.options();
     options.session = SessionOptions {
         lease_duration: args.lease_duration,
@@ -303,7 +372,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     );
     // From here on, every exit path ends the session.
     let outcome = tokio::select! {
-        r = session_body(&args, &location, spec, &ports) => r,
+        r = session_body(&args, &location, what) => r,
         _ = interrupted() => Err(Stop::Interrupted),
     };
     let code = match outcome {
@@ -349,14 +418,43 @@ impl From<SdkError> for Stop {
     }
 }
 
-async fn session_body(
-    args: &RunArgs,
-    location: &Location,
-    spec: ContainerSpec,
-    ports: &[u16],
-) -> Result<(), Stop> {
-    let container = location.spawn(spec).await?;
-    say("INFO", format!("Spawning container: {}", container.name()));
+async fn session_body(args: &RunArgs, location: &Location, what: What) -> Result<(), Stop> {
+    let (container, ports) = match what {
+        What::Image(spec, ports) => {
+            let container = location.spawn(*spec).await?;
+            say("INFO", format!("Spawning container: {}", container.name()));
+            (container, ports)
+        }
+        What::Template(spec) => {
+            let template = spec.template().to_string();
+            let container = location.spawn_template(spec).await?;
+            let ports = if args.ports.is_empty() {
+                container.ports().to_vec()
+            } else {
+                args.ports.clone()
+            };
+            check_ports(args, &ports)?;
+            say(
+                "INFO",
+                format!(
+                    "Spawning {} from template {template} (container {}; ports {})",
+                    container.name(),
+                    container.container_name(),
+                    if ports.is_empty() {
+                        "none".to_string()
+                    } else {
+                        ports
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            );
+            (container, ports)
+        }
+    };
+    let ports = ports.as_slice();
     let pb = spinner(format!("Waiting for {} to be running", container.name()));
     let ready = container.wait_ready(args.timeout).await;
     if let Some(pb) = pb {

@@ -191,8 +191,7 @@ pub struct SystemSpec {
 
     /// Network isolation: who may reach the System's pods (`isolated`, `allowFrom`) and, with `egress`,
     /// where they may connect to. Enforced by a `networking.k8s.io/v1` NetworkPolicy named like the
-    /// System (it needs a network plugin that implements NetworkPolicies). Unset: no NetworkPolicy, as
-    /// before.
+    /// System (it needs a network plugin that implements NetworkPolicies). Unset: no NetworkPolicy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkSpec>,
 }

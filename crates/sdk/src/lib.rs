@@ -2,7 +2,8 @@
 //!
 //! Connect to a cluster with [`Location::connect`], which opens a *session* (a
 //! `coordination.k8s.io/v1` Lease renewed in the background); spawn containers with
-//! [`Location::spawn`] or [`Node::spawn`], which create session-owned [`System`](tycho_model::System)s
+//! [`Location::spawn`] or [`Node::spawn`] (or from a catalog template with [`Location::spawn_template`]),
+//! which create session-owned [`System`](tycho_model::System)s
 //! and return at once; then wait for them, tunnel to them, read their logs, put and fetch files
 //! and run processes in them. When the session ends — [`Location::close`], dropping the last
 //! handle, or the client dying so the Lease stops being renewed — the Tycho controller deletes
@@ -41,6 +42,7 @@ mod process;
 pub mod registry;
 mod session;
 mod spec;
+mod template;
 mod tunnel;
 pub mod wait;
 
@@ -50,6 +52,7 @@ pub use location::{ConnectOptions, Location, Node};
 pub use process::{Output, Process, exit_code as exit_code_of};
 pub use session::{SessionOptions, SessionState};
 pub use spec::ContainerSpec;
+pub use template::{TemplateSpec, template_ports};
 pub use tunnel::{Tunnel, open_browser};
 
 /// Largest file [`Container::fetch`] and [`Container::put`] move by default (64 MiB): files are

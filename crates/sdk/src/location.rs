@@ -13,8 +13,9 @@ use super::SdkError;
 use super::container::Container;
 use super::session::{Session, SessionOptions, SessionState, random_suffix};
 use super::spec::ContainerSpec;
-use tycho_model::System;
+use super::template::{TemplateSpec, template_ports};
 use tycho_model::quantity::Quantity;
+use tycho_model::{System, SystemSpec, SystemTemplate};
 
 /// Where and how to connect.
 #[derive(Debug, Clone, Default)]
@@ -263,9 +264,73 @@ impl Location {
             });
         }
         let spec = spec.with_image_ports().await;
-        let api: Api<System> = Api::namespaced(self.inner.client.clone(), self.namespace());
         let system_spec = spec.to_system_spec(self.session_name())?;
-        let prefix = spec.name_prefix();
+        let name = self
+            .create_system(&spec.name_prefix(), &system_spec)
+            .await?;
+        tracing::debug!(system = %name, image = %spec.image(), "spawning container");
+        Ok(Container::new(
+            self.clone(),
+            name,
+            system_spec.containers[0].name.clone(),
+            spec.ports().to_vec(),
+        ))
+    }
+
+    /// Spawn a System from a catalog template (`SystemTemplate`) with parameters, owned by this session;
+    /// returns at once. The template is read first (this needs `get` on `systemtemplates.tycho.dev`): its
+    /// parameters are checked and typed ([`TemplateSpec`]), and the returned [`Container`] is its first
+    /// container, with the template's exposed TCP ports as [`Container::ports`] (to tunnel to).
+    pub async fn spawn_template(&self, spec: TemplateSpec) -> Result<Container, SdkError> {
+        if let SessionState::Lost(reason) = self.inner.session.state() {
+            return Err(SdkError::SessionLost {
+                lease: self.session_name().to_string(),
+                reason,
+            });
+        }
+        let templates: Api<SystemTemplate> = Api::all(self.inner.client.clone());
+        let template = templates
+            .get_opt(spec.template())
+            .await
+            .map_err(SdkError::api(format!(
+                "read SystemTemplate {}",
+                spec.template()
+            )))?
+            .ok_or_else(|| {
+                SdkError::InvalidSpec(format!(
+                    "template {} does not exist (kubectl get systemtemplates lists the catalog)",
+                    spec.template()
+                ))
+            })?;
+        let container = template
+            .spec
+            .system
+            .containers
+            .first()
+            .map(|c| c.name.clone())
+            .ok_or_else(|| {
+                SdkError::InvalidSpec(format!("template {} has no container", spec.template()))
+            })?;
+        let system_spec = spec.to_system_spec(&template, self.session_name())?;
+        let name = self
+            .create_system(&spec.name_prefix(), &system_spec)
+            .await?;
+        tracing::debug!(system = %name, template = %spec.template(), "spawning from a template");
+        Ok(Container::new(
+            self.clone(),
+            name,
+            container,
+            template_ports(&template),
+        ))
+    }
+
+    /// Create a System of `system_spec` named `<prefix>-<random>` (another suffix on a name clash).
+    async fn create_system(
+        &self,
+        prefix: &str,
+        system_spec: &SystemSpec,
+    ) -> Result<String, SdkError> {
+        let api: Api<System> = Api::namespaced(self.inner.client.clone(), self.namespace());
         for _ in 0..5 {
             let name = format!("{prefix}-{}", random_suffix(6));
             let system = System {
@@ -278,15 +343,7 @@ impl Location {
                 status: None,
             };
             match api.create(&PostParams::default(), &system).await {
-                Ok(_) => {
-                    tracing::debug!(system = %name, image = %spec.image(), "spawning container");
-                    return Ok(Container::new(
-                        self.clone(),
-                        name,
-                        system_spec.containers[0].name.clone(),
-                        spec.ports().to_vec(),
-                    ));
-                }
+                Ok(_) => return Ok(name),
                 Err(kube::Error::Api(s)) if s.code == 409 => continue,
                 Err(e) => return Err(SdkError::api(format!("create System {name}"))(e)),
             }
