@@ -499,6 +499,97 @@ where
     (indexed, stream)
 }
 
+/// The statuses this controller wrote that the Systems cache has not shown yet ("read your own writes").
+///
+/// A status write's watch event reaches the cache a little later; a reconcile in between (a child's event)
+/// would otherwise compare its status with the stale one and write the same status again. Each entry is
+/// the status written and the `resourceVersion` the System had when it was written; it is laid over the
+/// cached System while the cache still shows that version, and forgotten as soon as the cache moves on
+/// or the System goes. So it holds only writes in flight.
+#[derive(Debug, Default)]
+pub struct OwnStatuses {
+    written: Mutex<HashMap<(String, String), (Option<String>, tycho_model::SystemStatus)>>,
+}
+
+impl OwnStatuses {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        HashMap<(String, String), (Option<String>, tycho_model::SystemStatus)>,
+    > {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn key(s: &System) -> (String, String) {
+        (
+            s.metadata.namespace.clone().unwrap_or_default(),
+            s.metadata.name.clone().unwrap_or_default(),
+        )
+    }
+
+    /// `system` as the cache will show it once it has seen this controller's last status write.
+    pub fn overlay(&self, system: Arc<System>) -> Arc<System> {
+        let mut written = self.lock();
+        let key = Self::key(&system);
+        match written.get(&key) {
+            Some((rv, status)) if *rv == system.metadata.resource_version => {
+                let mut s = system.as_ref().clone();
+                s.status = Some(status.clone());
+                Arc::new(s)
+            }
+            Some(_) => {
+                written.remove(&key);
+                system
+            }
+            None => system,
+        }
+    }
+
+    /// Record that `status` was written onto `system` (as the cache had it).
+    pub fn wrote(&self, system: &System, status: &tycho_model::SystemStatus) {
+        self.lock().insert(
+            Self::key(system),
+            (system.metadata.resource_version.clone(), status.clone()),
+        );
+    }
+
+    /// Fold a watch event of the Systems: a newer version or a deletion ends an entry.
+    pub fn observe(&self, event: &watcher::Event<System>) {
+        let mut written = self.lock();
+        if written.is_empty() {
+            return;
+        }
+        match event {
+            watcher::Event::Apply(s) | watcher::Event::InitApply(s) => {
+                let key = Self::key(s);
+                if written
+                    .get(&key)
+                    .is_some_and(|(rv, _)| *rv != s.metadata.resource_version)
+                {
+                    written.remove(&key);
+                }
+            }
+            watcher::Event::Delete(s) => {
+                written.remove(&Self::key(s));
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+    }
+
+    /// How many writes are in flight.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
 /// Everything `reconcile` reads, for one watched scope (a namespace, or the whole cluster).
 #[derive(Clone)]
 pub struct Caches {
@@ -763,6 +854,56 @@ mod tests {
                 .unwrap()
                 .admit(&watcher::Event::Delete(c), indexed.digest)
         );
+    }
+
+    #[test]
+    fn an_own_status_write_is_read_back_until_the_cache_shows_a_newer_version() {
+        use tycho_model::{Phase, SystemStatus};
+        let sys = |rv: &str, phase: Option<Phase>| -> Arc<System> {
+            let mut s: System = serde_json::from_value(serde_json::json!({
+                "apiVersion": "tycho.dev/v1alpha1", "kind": "System",
+                "metadata": {"name": "web", "namespace": "ns", "resourceVersion": rv},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+            }))
+            .unwrap();
+            s.status = phase.map(|p| SystemStatus {
+                phase: Some(p),
+                ..Default::default()
+            });
+            Arc::new(s)
+        };
+        let phase = |s: &System| s.status.as_ref().and_then(|st| st.phase);
+        let own = OwnStatuses::default();
+        let stale = sys("5", Some(Phase::Pending));
+        assert_eq!(phase(&own.overlay(stale.clone())), Some(Phase::Pending));
+        let ready = SystemStatus {
+            phase: Some(Phase::Ready),
+            ..Default::default()
+        };
+        own.wrote(&stale, &ready);
+        // The cache still shows version 5: the written status is laid over it.
+        assert_eq!(phase(&own.overlay(stale.clone())), Some(Phase::Ready));
+        // Another object's events change nothing.
+        let mut other = sys("9", None).as_ref().clone();
+        other.metadata.name = Some("other".into());
+        own.observe(&watcher::Event::Apply(other));
+        assert_eq!(own.len(), 1);
+        // The cache catches up (version 6): the entry goes, and the cache is what counts.
+        own.observe(&watcher::Event::Apply(
+            sys("6", Some(Phase::Ready)).as_ref().clone(),
+        ));
+        assert!(own.is_empty());
+        assert_eq!(
+            phase(&own.overlay(sys("5", Some(Phase::Pending)))),
+            Some(Phase::Pending)
+        );
+        // A deletion ends an entry too, and so does a read of a newer version.
+        own.wrote(&stale, &ready);
+        own.observe(&watcher::Event::Delete(stale.as_ref().clone()));
+        assert!(own.is_empty());
+        own.wrote(&stale, &ready);
+        assert_eq!(phase(&own.overlay(sys("7", None))), None);
+        assert!(own.is_empty());
     }
 
     #[test]

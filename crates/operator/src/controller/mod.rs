@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -222,6 +222,7 @@ fn watch_scope(
     sessions: &Arc<Mutex<SessionTracker>>,
     clock: &Arc<dyn Clock>,
     concurrency: u16,
+    own_statuses: &Arc<cache::OwnStatuses>,
     stop_rx: watch::Receiver<bool>,
 ) -> (Controller<System>, cache::Caches) {
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
@@ -279,10 +280,12 @@ fn watch_scope(
     let by_session = Arc::new(RwLock::new(LabelIndex::by(cache::session_of)));
     let by_claim = Arc::new(RwLock::new(LabelIndex::by(cache::claims_of)));
     let by_template = Arc::new(RwLock::new(LabelIndex::by(cache::template_of)));
+    let own = own_statuses.clone();
     let systems_events = Caches::index_systems(
         vec![by_session.clone(), by_claim.clone(), by_template.clone()],
         systems_events,
-    );
+    )
+    .inspect_ok(move |event| own.observe(event));
     let system_triggers = systems_events
         .applied_objects()
         .predicate_filter(triggers::system, Default::default());
@@ -392,6 +395,7 @@ pub async fn run(
     let mut controllers = Vec::new();
     let mut stores = Vec::new();
     let mut caches = Vec::new();
+    let own_statuses = Arc::new(cache::OwnStatuses::default());
     for scope in &scopes {
         let (ctrl, scope_caches) = watch_scope(
             &client,
@@ -399,6 +403,7 @@ pub async fn run(
             &sessions,
             &clock,
             config.concurrency,
+            &own_statuses,
             stop_rx.clone(),
         );
         controllers.push(ctrl);
@@ -450,6 +455,7 @@ pub async fn run(
         clock,
         nodes: tokio::sync::Mutex::new(NodeCache::default()),
         caches,
+        own_statuses,
         resync: config.resync,
         permits: (config.concurrency > 0).then(|| Semaphore::new(usize::from(config.concurrency))),
         collector: collect::Collector::default(),

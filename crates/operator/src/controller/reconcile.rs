@@ -29,7 +29,7 @@ use tycho_model::{Phase, System, SystemStatus, Workload};
 
 use super::FIELD_MANAGER;
 use super::backoff::Backoffs;
-use super::cache::{Caches, Indexed};
+use super::cache::{Caches, Indexed, OwnStatuses};
 use super::collect::{self, Collector};
 use super::error::{ControllerError, api_code};
 use super::metrics::Metrics;
@@ -56,6 +56,8 @@ pub(crate) struct Context {
     pub clock: Arc<dyn Clock>,
     pub nodes: tokio::sync::Mutex<NodeCache>,
     pub caches: Vec<Caches>,
+    /// Status writes the Systems cache has not shown yet.
+    pub own_statuses: Arc<OwnStatuses>,
     pub resync: Duration,
     pub permits: Option<Semaphore>,
     pub collector: Collector,
@@ -100,6 +102,7 @@ pub(crate) async fn reconcile(
     };
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
+    let system = ctx.own_statuses.overlay(system);
     let result = reconcile_system(&system, &ctx).await;
     ctx.metrics
         .duration
@@ -816,6 +819,7 @@ async fn write_status(
     match api.patch_status(&name, &params, &Patch::Merge(&body)).await {
         Ok(_) => {
             ctx.metrics.writes.inc();
+            ctx.own_statuses.wrote(system, status);
             Ok(true)
         }
         // Deleted meanwhile: nothing to report on.
