@@ -508,16 +508,14 @@ where
 /// or the System goes. So it holds only writes in flight.
 #[derive(Debug, Default)]
 pub struct OwnStatuses {
-    written: Mutex<HashMap<(String, String), (Option<String>, tycho_model::SystemStatus)>>,
+    written: Mutex<Written>,
 }
 
+/// `(namespace, name)` → (the `resourceVersion` written onto, the status written).
+type Written = HashMap<(String, String), (Option<String>, tycho_model::SystemStatus)>;
+
 impl OwnStatuses {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        HashMap<(String, String), (Option<String>, tycho_model::SystemStatus)>,
-    > {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Written> {
         self.written
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
