@@ -712,10 +712,19 @@ async fn real_client(kubeconfig: &Path) -> R<Client> {
     Ok(Client::try_from(cfg)?)
 }
 
-/// Creates `crds/tycho.dev_systems.yaml`, or replaces the version installed, and waits until it is
-/// Established.
+/// Creates the CRDs of `crds/` (System and SystemTemplate: the operator watches both), or replaces the
+/// versions installed, and waits until each is Established.
 async fn install_crd_file(client: &Client) -> R<()> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds/tycho.dev_systems.yaml");
+    for file in ["tycho.dev_systems.yaml", "tycho.dev_systemtemplates.yaml"] {
+        install_one_crd(client, file).await?;
+    }
+    Ok(())
+}
+
+async fn install_one_crd(client: &Client, file: &str) -> R<()> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("crds")
+        .join(file);
     let crd: CustomResourceDefinition = serde_saphyr::from_str(&std::fs::read_to_string(&path)?)?;
     let name = crd
         .metadata

@@ -677,6 +677,45 @@ async fn not_ready_without_the_crd_and_stops_promptly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_until_the_template_crd_is_served() {
+    // Helm installs crds/ only on install: an upgraded operator can meet a cluster with the System CRD
+    // but not the SystemTemplate CRD it also watches.
+    let c = TestCluster::start_bare(tycho_emulator::EmulatorConfig::default()).await;
+    if c.skip_unless_emulator(
+        "not_ready_until_the_template_crd_is_served",
+        "a cluster without the SystemTemplate CRD (a shared cluster has it installed by other tests)",
+    ) {
+        c.cleanup().await;
+        return;
+    }
+    c.install_crd_files(&["tycho.dev_systems.yaml"]).await;
+    let ctrl = c.run_controller(|_| {}).await;
+    let up = eventually(Duration::from_secs(10), || async {
+        ctrl.http_get("/healthz").await.filter(|r| r.0 == 200)
+    })
+    .await;
+    assert!(up.is_some(), "/healthz answers while a CRD is missing");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        ctrl.http_get("/readyz").await.map(|r| r.0),
+        Some(503),
+        "not ready without the SystemTemplate CRD"
+    );
+    c.install_crd_files(&["tycho.dev_systemtemplates.yaml"])
+        .await;
+    let ready = eventually(Duration::from_secs(20), || async {
+        ctrl.http_get("/readyz").await.filter(|r| r.0 == 200)
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "ready once the SystemTemplate CRD is served"
+    );
+    ctrl.stop().await;
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_api_errors_back_off_and_recover() {
     let c = TestCluster::start().await;
     let Some(emu) = &c.emulator else {

@@ -168,7 +168,13 @@ impl TestCluster {
 
     /// Apply `crds/tycho.dev_systems.yaml` and wait until Systems can be listed.
     pub async fn install_crd(&self) {
-        for file in ["tycho.dev_systems.yaml", "tycho.dev_systemtemplates.yaml"] {
+        self.install_crd_files(&["tycho.dev_systems.yaml", "tycho.dev_systemtemplates.yaml"])
+            .await;
+    }
+
+    /// Install these CRD files of `crds/` (see [`TestCluster::install_crd`]).
+    pub async fn install_crd_files(&self, files: &[&str]) {
+        for &file in files {
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("crds")
                 .join(file);
@@ -193,16 +199,21 @@ impl TestCluster {
             }
             result.expect("install the CRD (server-side apply)");
         }
-        let templates: Api<tycho_model::SystemTemplate> = Api::all(self.client.clone());
-        eventually(Duration::from_secs(30), || async {
-            templates
-                .list(&ListParams::default())
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await
-        .expect("the SystemTemplate CRD is served");
+        if files.contains(&"tycho.dev_systemtemplates.yaml") {
+            let templates: Api<tycho_model::SystemTemplate> = Api::all(self.client.clone());
+            eventually(Duration::from_secs(30), || async {
+                templates
+                    .list(&ListParams::default())
+                    .await
+                    .ok()
+                    .map(|_| ())
+            })
+            .await
+            .expect("the SystemTemplate CRD is served");
+        }
+        if !files.contains(&"tycho.dev_systems.yaml") {
+            return;
+        }
         let systems: Api<System> = Api::namespaced(self.client.clone(), &self.namespace);
         eventually(Duration::from_secs(30), || async {
             systems.list(&ListParams::default()).await.ok().map(|_| ())

@@ -336,6 +336,7 @@ fn watch_scope(
 /// Ready (`/readyz`) once the System CRD answers and every cache of every scope has synced.
 fn readiness(
     probe: Api<System>,
+    templates: Api<SystemTemplate>,
     caches: Vec<cache::Caches>,
     ready: Arc<AtomicBool>,
     stop_rx: watch::Receiver<bool>,
@@ -348,6 +349,22 @@ fn readiness(
                     Ok(_) => break,
                     Err(e) => {
                         warn!(error = %e, "the System CRD (systems.tycho.dev) is not served yet; not ready");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+            }
+            // Helm installs a chart's crds/ on install but never on upgrade: an operator upgraded past the
+            // chart that brought SystemTemplates finds no such CRD, and its template watch cannot start.
+            loop {
+                match templates.list(&ListParams::default().limit(1)).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(
+                            error = %e,
+                            "the SystemTemplate CRD (systemtemplates.tycho.dev) is not served; not ready \
+                             until it is installed: tycho crd systemtemplate | kubectl apply -f - \
+                             (or kubectl apply -f the chart's crds/, which helm upgrade does not do)"
+                        );
                         tokio::time::sleep(Duration::from_secs(5)).await;
                     }
                 }
@@ -433,6 +450,7 @@ pub async fn run(
     };
     let readiness = readiness(
         scoped(&client, scopes.first().cloned().flatten().as_deref()),
+        Api::all(client.clone()),
         caches.clone(),
         ready.clone(),
         stop_rx.clone(),
