@@ -109,6 +109,13 @@ class Cluster:
         return [s for s in self.systems() if s["spec"].get("session") == session]
 
 
+def interruptible():
+    """For Popen's preexec_fn: give the child the default SIGINT disposition. A shell without job control
+    starts background commands with SIGINT ignored, children inherit that, and Python then installs no
+    KeyboardInterrupt handler, so the examples' Ctrl-C (sent by these tests) would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cluster(request, tmp_path_factory):
     binary = tycho_binary(request.config)
@@ -189,6 +196,7 @@ class Example:
             stderr=open(self.err, "w"),
             stdin=subprocess.DEVNULL,
             env=env,
+            preexec_fn=interruptible,
         )
 
     def stdout(self):

@@ -13,6 +13,8 @@ import pytest
 import tycho
 from tycho import Location, SessionLostError, TychoError, Wait
 
+from conftest import interruptible
+
 
 @pytest.fixture(scope="module")
 def location(cluster):
@@ -130,7 +132,13 @@ def test_ctrl_c_interrupts_a_wait_and_ends_the_session(cluster, tmp_path):
         "print(loc.session, flush=True)\n"
         "c.wait_for(Wait.log('never logged'), timeout=600)\n"
     )
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
+    )
     session = proc.stdout.readline().strip()
     assert session, proc.stderr.read()
     deadline = time.monotonic() + 30
