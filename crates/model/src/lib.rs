@@ -445,7 +445,16 @@ pub struct NetworkPort {
     pub port: i32,
     /// Protocol: `TCP` (default), `UDP` or `SCTP`.
     #[serde(default)]
+    #[schemars(transform = no_schema_default)]
     pub protocol: Protocol,
+}
+
+/// Leave the `default` out of a field's schema (Tycho still fills it in). A default inside a list the API
+/// server treats as atomic (`egress.to[].ports`) makes the stored list differ from the manifest, so a
+/// server-side apply of an unchanged manifest conflicts with the list's other field manager (kube-apiserver
+/// 1.37: `kubectl apply --server-side` after a client-side `kubectl apply` of examples/isolated.yaml).
+fn no_schema_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 /// The kind of workload that runs the System's pod.
