@@ -24,8 +24,8 @@ use std::time::Duration;
 use common::{TestCluster, eventually, skip};
 use tokio::process::Command;
 use tycho_model::System;
+use tycho_sdk::ContainerSpec;
 use tycho_sdk::registry::{RegistryError, RegistryOptions};
-use tycho_sdk::{ContainerSpec, Location, SessionOptions};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cret-pw";
@@ -315,19 +315,6 @@ fn multi_ports_here() -> Vec<u16> {
     }
 }
 
-async fn location(cluster: &TestCluster) -> Location {
-    Location::from_client_with(
-        cluster.client.clone(),
-        &cluster.namespace,
-        SessionOptions {
-            lease_duration: Duration::from_secs(10),
-            ..SessionOptions::default()
-        },
-    )
-    .await
-    .unwrap()
-}
-
 /// The container ports of the System a container was spawned as.
 async fn system_ports(cluster: &TestCluster, name: &str) -> (Vec<i32>, tycho_model::Expose) {
     let system = cluster.api::<System>().get(name).await.unwrap();
@@ -356,7 +343,7 @@ async fn sdk_spawn_exposes_the_image_ports() {
     let none = docker_config(&addr, None);
     let cache = tempfile::tempdir().unwrap();
     let opts = options(none.path(), cache.path());
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
 
     let web = location
         .spawn(ContainerSpec::new(format!("{addr}/library/nginx")).registry(opts.clone()))
@@ -611,7 +598,7 @@ async fn private_image_with_docker_config_credentials() {
 
     let cluster = TestCluster::start().await;
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let c = location
         .spawn(
             ContainerSpec::new(&image)
@@ -684,7 +671,7 @@ async fn public_image_behind_anonymous_bearer_tokens() {
 
     let cluster = TestCluster::start().await;
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let c = location
         .spawn(
             ContainerSpec::new(&image)

@@ -10,35 +10,9 @@ use std::time::{Duration, Instant};
 use common::{TestCluster, eventually};
 use kube::api::ListParams;
 use tycho_model::System;
-use tycho_sdk::{ContainerSpec, Location, SessionOptions};
+use tycho_sdk::ContainerSpec;
 
 const BOOT: Duration = Duration::from_secs(60);
-
-/// Whether to skip (after saying so): the cluster runs no containers (kwok's fake nodes), and what the test
-/// checks happens inside them (tunnels, exec, files, logs).
-async fn skip_without_containers(cluster: &TestCluster, test: &str) -> bool {
-    if common::runs_containers(&cluster.client).await {
-        return false;
-    }
-    common::skip(
-        test,
-        "tunnels, exec, files and logs need a kubelet that runs containers (this cluster's nodes are kwok fakes)",
-    );
-    true
-}
-
-async fn location(cluster: &TestCluster) -> Location {
-    Location::from_client_with(
-        cluster.client.clone(),
-        &cluster.namespace,
-        SessionOptions {
-            lease_duration: Duration::from_secs(10),
-            ..SessionOptions::default()
-        },
-    )
-    .await
-    .unwrap()
-}
 
 fn nginx_with_index(text: &str) -> ContainerSpec {
     ContainerSpec::new("nginx")
@@ -51,7 +25,13 @@ fn nginx_with_index(text: &str) -> ContainerSpec {
 #[tokio::test]
 async fn first_container_browser_flow() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(&cluster, "first_container_browser_flow").await {
+    if cluster
+        .skip_without_containers(
+            "tunnels, exec, files and logs",
+            "first_container_browser_flow",
+        )
+        .await
+    {
         cluster.cleanup().await;
         return;
     }
@@ -61,7 +41,7 @@ async fn first_container_browser_flow() {
     // SAFETY: no other test in this binary reads or writes BROWSER.
     unsafe { std::env::set_var("BROWSER", &script) };
 
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let node = location.best_node().await.unwrap();
     let container = node.spawn(nginx_with_index("Hello World!")).await.unwrap();
     let tunnel = container
@@ -99,12 +79,18 @@ async fn first_container_browser_flow() {
 #[tokio::test]
 async fn preboot_files_put_and_fetch() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(&cluster, "preboot_files_put_and_fetch").await {
+    if cluster
+        .skip_without_containers(
+            "tunnels, exec, files and logs",
+            "preboot_files_put_and_fetch",
+        )
+        .await
+    {
         cluster.cleanup().await;
         return;
     }
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let container = location
         .spawn(nginx_with_index("Hello World!").file("/etc/app/config.toml", "a = 1\n"))
         .await
@@ -156,12 +142,18 @@ async fn preboot_files_put_and_fetch() {
 #[tokio::test]
 async fn synchronous_and_asynchronous_processes() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(&cluster, "synchronous_and_asynchronous_processes").await {
+    if cluster
+        .skip_without_containers(
+            "tunnels, exec, files and logs",
+            "synchronous_and_asynchronous_processes",
+        )
+        .await
+    {
         cluster.cleanup().await;
         return;
     }
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let container = location
         .spawn(ContainerSpec::new("nginx").port(80))
         .await
@@ -249,12 +241,18 @@ async fn synchronous_and_asynchronous_processes() {
 #[tokio::test]
 async fn sleeping_container_server_started_later() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(&cluster, "sleeping_container_server_started_later").await {
+    if cluster
+        .skip_without_containers(
+            "tunnels, exec, files and logs",
+            "sleeping_container_server_started_later",
+        )
+        .await
+    {
         cluster.cleanup().await;
         return;
     }
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let container = location
         .spawn(nginx_with_index("late hello").sleep(true))
         .await
@@ -308,12 +306,18 @@ async fn sleeping_container_server_started_later() {
 #[tokio::test]
 async fn logs_are_timestamped_and_follow() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(&cluster, "logs_are_timestamped_and_follow").await {
+    if cluster
+        .skip_without_containers(
+            "tunnels, exec, files and logs",
+            "logs_are_timestamped_and_follow",
+        )
+        .await
+    {
         cluster.cleanup().await;
         return;
     }
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let container = location.spawn(nginx_with_index("logged")).await.unwrap();
     let tunnel = container
         .wait_http_200(None, None, "/", BOOT)
@@ -364,17 +368,18 @@ async fn logs_are_timestamped_and_follow() {
 #[tokio::test]
 async fn ten_containers_sequentially_and_concurrently_each_serve_their_own_page() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(
-        &cluster,
-        "ten_containers_sequentially_and_concurrently_each_serve_their_own_page",
-    )
-    .await
+    if cluster
+        .skip_without_containers(
+            "tunnels, exec, files and logs",
+            "ten_containers_sequentially_and_concurrently_each_serve_their_own_page",
+        )
+        .await
     {
         cluster.cleanup().await;
         return;
     }
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let t0 = Instant::now();
     for i in 0..10 {
         let c = location
@@ -434,7 +439,7 @@ async fn ten_containers_sequentially_and_concurrently_each_serve_their_own_page(
 async fn closing_the_session_collects_everything() {
     let cluster = TestCluster::start().await;
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let a = location.spawn(nginx_with_index("a")).await.unwrap();
     let b = location
         .spawn(ContainerSpec::new("busybox").sleep(true))
@@ -452,7 +457,9 @@ async fn closing_the_session_collects_everything() {
     .await;
     assert!(gone.is_some(), "the session's Systems were collected");
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = cluster.api();
-    let no_pods = eventually(Duration::from_secs(15), || async {
+    // The pods go through the garbage collector (System → Deployment → ReplicaSet → Pod); a real
+    // kube-controller-manager that started moments ago takes longer than 15 s the first time.
+    let no_pods = eventually(Duration::from_secs(60), || async {
         pods.list(&ListParams::default())
             .await
             .ok()?
@@ -464,7 +471,7 @@ async fn closing_the_session_collects_everything() {
     assert!(no_pods.is_some(), "their pods went with them");
 
     // Deleting the Lease behind the SDK's back: the session reports itself lost.
-    let other = location_with(&cluster, Duration::from_secs(3)).await;
+    let other = cluster.sdk_location(Duration::from_secs(3)).await;
     let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> = cluster.api();
     leases
         .delete(other.session_name(), &Default::default())
@@ -483,25 +490,12 @@ async fn closing_the_session_collects_everything() {
     cluster.cleanup().await;
 }
 
-async fn location_with(cluster: &TestCluster, lease: Duration) -> Location {
-    Location::from_client_with(
-        cluster.client.clone(),
-        &cluster.namespace,
-        SessionOptions {
-            lease_duration: lease,
-            ..SessionOptions::default()
-        },
-    )
-    .await
-    .unwrap()
-}
-
 /// `nodes()` ranks Ready nodes by free allocatable memory, then CPU: requests of running pods count.
 #[tokio::test]
 async fn best_node_ranks_by_free_memory_and_cpu() {
     let cluster = TestCluster::start().await;
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let before = location.nodes().await.unwrap();
     assert!(!before.is_empty());
     let best = before[0].clone();

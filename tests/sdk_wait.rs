@@ -10,35 +10,10 @@ use std::time::{Duration, Instant};
 
 use common::TestCluster;
 use tycho_sdk::wait::WaitFor;
-use tycho_sdk::{ContainerSpec, Location, SdkError, SessionOptions};
+use tycho_sdk::{ContainerSpec, SdkError};
 
 const BOOT: Duration = Duration::from_secs(60);
 const LOOPBACK: [u8; 4] = [127, 0, 0, 1];
-
-/// Whether to skip (after saying so): the cluster runs no containers (kwok's fake nodes).
-async fn skip_without_containers(cluster: &TestCluster, test: &str) -> bool {
-    if common::runs_containers(&cluster.client).await {
-        return false;
-    }
-    common::skip(
-        test,
-        "logs, port-forwards and exec need a kubelet that runs containers (this cluster's nodes are kwok fakes)",
-    );
-    true
-}
-
-async fn location(cluster: &TestCluster) -> Location {
-    Location::from_client_with(
-        cluster.client.clone(),
-        &cluster.namespace,
-        SessionOptions {
-            lease_duration: Duration::from_secs(10),
-            ..SessionOptions::default()
-        },
-    )
-    .await
-    .unwrap()
-}
 
 fn nginx() -> ContainerSpec {
     ContainerSpec::new("nginx").port(80)
@@ -56,12 +31,18 @@ fn timed_out(r: Result<(), SdkError>) -> String {
 #[tokio::test]
 async fn log_lines_are_awaited_and_counted() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(&cluster, "log_lines_are_awaited_and_counted").await {
+    if cluster
+        .skip_without_containers(
+            "logs, port-forwards and exec",
+            "log_lines_are_awaited_and_counted",
+        )
+        .await
+    {
         cluster.cleanup().await;
         return;
     }
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let c = location.spawn(nginx()).await.unwrap();
     c.wait_for(
         &WaitFor::log_contains("\"GET / HTTP/1.1\" 200"),
@@ -105,12 +86,18 @@ async fn log_lines_are_awaited_and_counted() {
 #[tokio::test]
 async fn tcp_port_opens_when_a_server_listens() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(&cluster, "tcp_port_opens_when_a_server_listens").await {
+    if cluster
+        .skip_without_containers(
+            "logs, port-forwards and exec",
+            "tcp_port_opens_when_a_server_listens",
+        )
+        .await
+    {
         cluster.cleanup().await;
         return;
     }
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let c = location.spawn(nginx().sleep(true)).await.unwrap();
     let err = timed_out(
         c.wait_for(&WaitFor::tcp_port(80), Duration::from_secs(4))
@@ -130,12 +117,15 @@ async fn tcp_port_opens_when_a_server_listens() {
 #[tokio::test]
 async fn http_status_other_than_200() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(&cluster, "http_status_other_than_200").await {
+    if cluster
+        .skip_without_containers("logs, port-forwards and exec", "http_status_other_than_200")
+        .await
+    {
         cluster.cleanup().await;
         return;
     }
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let c = location.spawn(nginx()).await.unwrap();
     c.wait_for(&WaitFor::http("/missing").status(404).into(), BOOT)
         .await
@@ -156,12 +146,18 @@ async fn http_status_other_than_200() {
 #[tokio::test]
 async fn command_exit_code_is_polled() {
     let cluster = TestCluster::start().await;
-    if skip_without_containers(&cluster, "command_exit_code_is_polled").await {
+    if cluster
+        .skip_without_containers(
+            "logs, port-forwards and exec",
+            "command_exit_code_is_polled",
+        )
+        .await
+    {
         cluster.cleanup().await;
         return;
     }
     let _controller = cluster.run_controller(|_| {}).await;
-    let location = location(&cluster).await;
+    let location = cluster.sdk_location(Duration::from_secs(10)).await;
     let c = location.spawn(nginx()).await.unwrap();
     c.wait_ready(BOOT).await.unwrap();
     let writer = tokio::spawn({

@@ -66,6 +66,35 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
+    /// An SDK location on this cluster's test namespace, with sessions of `lease` (renewed by the SDK).
+    pub async fn sdk_location(&self, lease: Duration) -> tycho_sdk::Location {
+        tycho_sdk::Location::from_client_with(
+            self.client.clone(),
+            &self.namespace,
+            tycho_sdk::SessionOptions {
+                lease_duration: lease,
+                ..tycho_sdk::SessionOptions::default()
+            },
+        )
+        .await
+        .expect("an SDK location on the test namespace")
+    }
+
+    /// Whether to skip `test` (after saying so): this cluster runs no containers (kwok's fake nodes), and
+    /// `what` (what the test checks) happens inside them.
+    pub async fn skip_without_containers(&self, what: &str, test: &str) -> bool {
+        if runs_containers(&self.client).await {
+            return false;
+        }
+        skip(
+            test,
+            &format!(
+                "{what} need a kubelet that runs containers (this cluster's nodes are kwok fakes)"
+            ),
+        );
+        true
+    }
+
     /// Start the emulator (or connect to `TYCHO_TEST_KUBECONFIG`), create a random namespace and install
     /// the System CRD.
     pub async fn start() -> TestCluster {

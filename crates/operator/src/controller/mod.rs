@@ -344,31 +344,20 @@ fn readiness(
     let mut stop = stop_rx;
     tokio::spawn(async move {
         let wait = async {
-            loop {
-                match probe.list(&ListParams::default().limit(1)).await {
-                    Ok(_) => break,
-                    Err(e) => {
-                        warn!(error = %e, "the System CRD (systems.tycho.dev) is not served yet; not ready");
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    }
-                }
-            }
+            served(
+                &probe,
+                "the System CRD (systems.tycho.dev) is not served yet; not ready",
+            )
+            .await;
             // Helm installs a chart's crds/ on install but never on upgrade: an operator upgraded past the
             // chart that brought SystemTemplates finds no such CRD, and its template watch cannot start.
-            loop {
-                match templates.list(&ListParams::default().limit(1)).await {
-                    Ok(_) => break,
-                    Err(e) => {
-                        warn!(
-                            error = %e,
-                            "the SystemTemplate CRD (systemtemplates.tycho.dev) is not served; not ready \
-                             until it is installed: tycho crd systemtemplate | kubectl apply -f - \
-                             (or kubectl apply -f the chart's crds/, which helm upgrade does not do)"
-                        );
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    }
-                }
-            }
+            served(
+                &templates,
+                "the SystemTemplate CRD (systemtemplates.tycho.dev) is not served; not ready until it is \
+                 installed: tycho crd systemtemplate | kubectl apply -f - (or kubectl apply -f the chart's \
+                 crds/, which helm upgrade does not do)",
+            )
+            .await;
             for c in &caches {
                 c.synced().await;
             }
@@ -380,6 +369,17 @@ fn readiness(
             _ = stop.wait_for(|s| *s) => {}
         }
     })
+}
+
+/// Return once `api` answers a list; until then warn with `not_served` every 5 s.
+async fn served<K>(api: &Api<K>, not_served: &str)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    while let Err(e) = api.list(&ListParams::default().limit(1)).await {
+        warn!(error = %e, "{not_served}");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }
 
 /// Run the controller until `shutdown` resolves (then finish running reconciles and return).
